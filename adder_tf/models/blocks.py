@@ -1,0 +1,74 @@
+"""One residual block in three flavours: conv (CNN), adder (ANN), binary (BNN).
+
+The flavours differ only in which layer does the window sum, so a CNN teacher
+and its ANN student have identical structure and matching tap names.
+"""
+import keras
+from keras import layers
+
+from adder_tf.layers.adder import AdderConv2D
+
+FLAVOURS = ("conv", "adder", "binary")
+BN_MOMENTUM = 0.9   # PyTorch's BatchNorm default (0.1 update rate)
+BN_EPSILON = 1e-5
+
+
+def window_layer(flavour, filters, kernel_size, strides=1, name=None):
+    """The layer that replaces a convolution in the given flavour."""
+    if flavour == "conv":
+        return layers.Conv2D(filters, kernel_size, strides, padding="same",
+                             use_bias=False, kernel_initializer="he_normal",
+                             name=name)
+    if flavour == "adder":
+        return AdderConv2D(filters, kernel_size, strides, padding="same", name=name)
+    if flavour == "binary":
+        from adder_tf.layers.binary import BinaryConv2D
+        return BinaryConv2D(filters, kernel_size, strides, padding="same", name=name)
+    raise ValueError(f"unknown flavour {flavour!r}; expected one of {FLAVOURS}")
+
+
+def batch_norm(name, sync=False):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                                     synchronized=sync, name=name)
+
+
+class Taps:
+    """Collects the raw (pre-BatchNorm) outputs of the distillation points."""
+
+    def __init__(self):
+        self.outputs = []
+
+    def add(self, tensor):
+        self.outputs.append(tensor)
+        return tensor
+
+
+def basic_block(x, filters, stride, flavour, name, taps, sync_bn=False):
+    """ResNet BasicBlock; both window layers are tapped, the shortcut is not."""
+    y = taps.add(window_layer(flavour, filters, 3, stride, f"{name}_conv1")(x))
+    y = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1", sync_bn)(y))
+    y = taps.add(window_layer(flavour, filters, 3, 1, f"{name}_conv2")(y))
+    y = batch_norm(f"{name}_bn2", sync_bn)(y)
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = window_layer(flavour, filters, 1, stride, f"{name}_proj")(x)
+        shortcut = batch_norm(f"{name}_proj_bn", sync_bn)(shortcut)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
+
+
+def stem(x, filters, name="stem", sync_bn=False, kernel_size=3, strides=1):
+    """First layer: always a real convolution (it sees raw pixels)."""
+    x = layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    return layers.ReLU(name=f"{name}_relu")(batch_norm(f"{name}_bn", sync_bn)(x))
+
+
+def classifier(x, num_classes):
+    """Global average pool and a dense classifier (keeps its multiplications)."""
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return layers.Dense(num_classes, name="classifier")(x)
+
+
+def assemble(inputs, logits, taps, name):
+    """Functional model with outputs [logits, *taps]; see `inference_model`."""
+    return keras.Model(inputs, [logits, *taps.outputs], name=name)

@@ -1,0 +1,89 @@
+"""Adder convolution in plain TensorFlow ops (the portable path).
+
+Forward:  Y[b,i,j,o] = -sum_{dh,dw,c} |xpad[b, i*s+dh, j*s+dw, c] - W[dh,dw,c,o]|
+Backward (AdderNet, Chen et al. 2020):
+  dW = sum (x - W) * dY     = conv2d_backprop_filter(x, dY) - W * sum(dY)
+  dX = sum_o HardTanh(W - x) * dY
+
+The work is split by kernel offset (dh, dw): each step holds at most one
+(batch, positions, c_in, c_out) block, never the (batch*positions, K, c_out)
+tensor of the naive im2col formula, which is kh*kw times larger. The filter
+gradient needs no such block at all: it is a convolution's filter gradient
+minus a rank-one term.
+"""
+import tensorflow as tf
+
+from adder_tf.ops.geometry import normalize_padding, output_size, pad_amounts
+
+
+def _pad(x, kh, kw, stride, padding):
+    h, w = x.shape[1], x.shape[2]
+    ph, pw = pad_amounts(h, kh, stride, padding), pad_amounts(w, kw, stride, padding)
+    if ph == (0, 0) and pw == (0, 0):
+        return x
+    return tf.pad(x, [[0, 0], list(ph), list(pw), [0, 0]])
+
+
+def _offset_slices(xp, kh, kw, stride, oh, ow):
+    """The input window seen by kernel offset (dh, dw) at every output position."""
+    for dh in range(kh):
+        for dw in range(kw):
+            yield dh, dw, xp[:, dh:dh + (oh - 1) * stride + 1:stride,
+                             dw:dw + (ow - 1) * stride + 1:stride, :]
+
+
+def _shapes(x, w, stride, padding):
+    kh, kw = int(w.shape[0]), int(w.shape[1])
+    oh = output_size(int(x.shape[1]), kh, stride, padding)
+    ow = output_size(int(x.shape[2]), kw, stride, padding)
+    return kh, kw, oh, ow
+
+
+def adder_forward(x, w, stride, padding):
+    """-sum |x - w| over each window; x is NHWC, w is (kh, kw, c_in, c_out)."""
+    kh, kw, oh, ow = _shapes(x, w, stride, padding)
+    xp = _pad(x, kh, kw, stride, padding)
+    out = None
+    for dh, dw, xs in _offset_slices(xp, kh, kw, stride, oh, ow):
+        part = tf.reduce_sum(tf.abs(xs[..., :, None] - w[dh, dw]), axis=-2)
+        out = part if out is None else out + part
+    return -out
+
+
+def adder_filter_grad(x, w, dy, stride, padding):
+    """Full-precision dW = sum (x - w) * dy (AdderNet eq. 5), as a GEMM minus a rank-one term."""
+    xw = tf.compat.v1.nn.conv2d_backprop_filter(
+        x, tf.shape(w), dy, strides=[1, stride, stride, 1],
+        padding=padding.upper())
+    return xw - w * tf.reduce_sum(dy, axis=[0, 1, 2])
+
+
+def adder_input_grad(x, w, dy, stride, padding):
+    """dX = sum_o HardTanh(w - x) * dy (AdderNet eq. 6), scattered back to the input."""
+    kh, kw, oh, ow = _shapes(x, w, stride, padding)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        xp = _pad(x, kh, kw, stride, padding)
+        slices = list(_offset_slices(xp, kh, kw, stride, oh, ow))
+    cotangents = [
+        tf.reduce_sum(tf.clip_by_value(w[dh, dw] - xs[..., :, None], -1.0, 1.0)
+                      * dy[..., None, :], axis=-1)
+        for dh, dw, xs in slices
+    ]
+    # The slicing is linear, so its transpose (the scatter back, padding
+    # dropped) is exactly its vector-Jacobian product.
+    return tape.gradient([s for _, _, s in slices], x, output_gradients=cotangents)
+
+
+def adder_conv2d_reference(x, w, strides=1, padding="same"):
+    """Adder convolution with the AdderNet gradients, in plain TF ops."""
+    padding = normalize_padding(padding)
+
+    @tf.custom_gradient
+    def _adder(x, w):
+        def grad(dy):
+            return (adder_input_grad(x, w, dy, strides, padding),
+                    adder_filter_grad(x, w, dy, strides, padding))
+        return adder_forward(x, w, strides, padding), grad
+
+    return _adder(x, w)
