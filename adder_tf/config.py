@@ -1,0 +1,105 @@
+"""One validated, typed description of a run, built from the command line.
+
+Everything is checked here, before any data is read or any graph is built,
+so a bad value costs the user a second, not an epoch.
+"""
+import dataclasses
+import os
+
+from adder_tf.errors import UserError
+
+METHODS = ("cnn", "ann", "bnn", "kd", "mmd", "pkkd")
+TEACHER_METHODS = ("kd", "mmd", "pkkd")
+ARCHS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56",
+         "vgg_small", "resnet18", "resnet50")
+DATASETS = ("cifar10", "cifar100", "imagenet2012", "mnist", "digits", "npz")
+FEATURE_LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
+TEACHER_MODES = ("progressive", "fixed")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+FLAVOUR_OF = {"cnn": "conv", "ann": "adder", "bnn": "binary",
+              "kd": "adder", "mmd": "adder", "pkkd": "adder"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model_dir: str
+    arch: str = "resnet20"
+    method: str = "pkkd"
+    teacher: str = "progressive"
+    teacher_path: str = ""
+    feature_loss: str = "kernel_conv1x1"
+    alpha: float = 1.0
+    beta: float = 1.0
+    temperature: float = 1.0
+    dataset: str = "cifar10"
+    data_dir: str = ""
+    data_path: str = ""
+    epochs: int = 400
+    batch_size: int = 256
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    eta: float = 0.2
+    seed: int = 0
+    strategy: str = "auto"
+    sync_bn: bool = False
+    augment: bool = True
+    steps_per_epoch: int = 0
+    verbose: int = 1
+
+    @property
+    def flavour(self):
+        return FLAVOUR_OF[self.method]
+
+    @property
+    def has_teacher(self):
+        return self.method in TEACHER_METHODS
+
+    @property
+    def trains_teacher(self):
+        return self.has_teacher and self.teacher == "progressive"
+
+    def validate(self):
+        _choice("arch", self.arch, ARCHS)
+        _choice("method", self.method, METHODS)
+        _choice("teacher", self.teacher, TEACHER_MODES)
+        _choice("feature_loss", self.feature_loss, FEATURE_LOSSES)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("strategy", self.strategy, STRATEGIES)
+        _at_least("epochs", self.epochs, 1)
+        _at_least("batch_size", self.batch_size, 1)
+        _at_least("steps_per_epoch", self.steps_per_epoch, 0)
+        _positive("lr", self.lr)
+        _positive("temperature", self.temperature)
+        for name in ("alpha", "beta", "weight_decay", "eta"):
+            _at_least(name, getattr(self, name), 0.0)
+        if not 0.0 <= self.momentum < 1.0:
+            raise UserError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if not self.model_dir:
+            raise UserError("--model_dir is required: the folder a run writes and resumes from")
+        if self.dataset == "npz" and not self.data_path:
+            raise UserError("--dataset=npz needs --data_path to a .npz file")
+        if self.data_path and not os.path.exists(self.data_path):
+            raise UserError(f"--data_path {self.data_path}: no such file")
+        if self.teacher == "fixed" and self.has_teacher and not self.teacher_path:
+            raise UserError("--teacher=fixed needs --teacher_path to a trained CNN")
+        if self.teacher_path and not os.path.exists(self.teacher_path):
+            raise UserError(f"--teacher_path {self.teacher_path}: no such file or folder")
+        if self.teacher_path and self.teacher != "fixed":
+            raise UserError("--teacher_path is only used with --teacher=fixed")
+        return self
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise UserError(f"--{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def _at_least(name, value, low):
+    if value < low:
+        raise UserError(f"--{name} must be >= {low}, got {value}")
+
+
+def _positive(name, value):
+    if not value > 0:
+        raise UserError(f"--{name} must be > 0, got {value}")

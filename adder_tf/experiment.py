@@ -1,0 +1,137 @@
+"""A whole run: config -> data -> models -> trainer -> fit -> results and exports.
+
+Re-running the same command on the same model_dir resumes: Keras's
+BackupAndRestore keeps the weights of every network and head, both
+optimizers' slots and step counters (and with them the learning-rate
+schedule's position) and the epoch counter, written at every epoch end.
+"""
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from adder_tf import export as export_lib
+from adder_tf.data import load_dataset
+from adder_tf.distill.trainer import DistillationTrainer
+from adder_tf.models import build_model
+from adder_tf.optim import AdderSGD, adder_filters
+from adder_tf.strategy import is_chief, make_strategy
+from adder_tf.teacher import load_teacher
+
+
+def train(config):
+    """Trains as `config` says and returns the results dict (also in results.json)."""
+    config.validate()
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    data = load_dataset(config.dataset, config.batch_size, data_dir=config.data_dir or None,
+                        data_path=config.data_path or None, seed=config.seed,
+                        augment=config.augment)
+    train_ds, steps = _epoch_data(data.train, config.steps_per_epoch)
+    os.makedirs(config.model_dir, exist_ok=True)
+    with strategy.scope():
+        trainer = _build_trainer(config, data, steps * config.epochs)
+        trainer.initialize(next(iter(data.train))[0])
+    resumed_from = _completed_epochs(config.model_dir)
+    start = time.time()
+    trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
+                validation_data=data.test, callbacks=_callbacks(config, trainer),
+                verbose=config.verbose)
+    final = trainer.evaluate(data.test, verbose=0, return_dict=True)
+    results = _results(config, data, strategy, final, resumed_from, time.time() - start)
+    if is_chief():
+        export_lib.export_run(trainer, config.model_dir)
+        with open(os.path.join(config.model_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+def _epoch_data(train_ds, steps_per_epoch):
+    """A fixed number of steps per epoch when asked, else one pass over the data."""
+    if steps_per_epoch:
+        return train_ds.repeat(), steps_per_epoch
+    steps = int(train_ds.cardinality())
+    if steps <= 0:
+        steps = sum(1 for _ in train_ds)
+    return train_ds, steps
+
+
+def _optimizer(config, total_steps, eta):
+    schedule = keras.optimizers.schedules.CosineDecay(config.lr, max(total_steps, 1))
+    return AdderSGD(schedule, momentum=config.momentum, eta=eta, l2=config.weight_decay)
+
+
+def _build_trainer(config, data, total_steps):
+    student = build_model(config.arch, config.flavour, data.input_shape, data.num_classes,
+                          sync_bn=config.sync_bn)
+    teacher = None
+    if config.has_teacher:
+        teacher = (load_teacher(config.teacher_path, config.arch, data)
+                   if config.teacher == "fixed" else
+                   build_model(config.arch, "conv", data.input_shape, data.num_classes,
+                               sync_bn=config.sync_bn))
+    trainer = DistillationTrainer(
+        student, teacher, method=config.method, alpha=config.alpha, beta=config.beta,
+        temperature=config.temperature, feature_loss=config.feature_loss,
+        teacher_mode=config.teacher)
+    student_opt = _optimizer(config, total_steps, config.eta)
+    student_opt.mark_adder_filters(adder_filters(student))
+    teacher_opt = _optimizer(config, total_steps, 0.0) if config.trains_teacher else None
+    trainer.compile(optimizer=student_opt, teacher_optimizer=teacher_opt)
+    return trainer
+
+
+def _callbacks(config, trainer):
+    from adder_tf.callbacks import NonFiniteGuard, DistillationLogger
+    logs = os.path.join(config.model_dir, "logs")
+    return [
+        NonFiniteGuard(),
+        keras.callbacks.BackupAndRestore(os.path.join(config.model_dir, "backup"),
+                                         delete_checkpoint=False),
+        keras.callbacks.CSVLogger(os.path.join(config.model_dir, "history.csv"), append=True),
+        DistillationLogger(logs),
+        keras.callbacks.TensorBoard(logs, histogram_freq=1, write_graph=False),
+    ]
+
+
+def _completed_epochs(model_dir):
+    """Epochs a previous run of this model_dir finished (0 for a fresh run)."""
+    path = os.path.join(model_dir, "history.csv")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return max(sum(1 for line in f if line.strip()) - 1, 0)
+
+
+def _history(model_dir):
+    path = os.path.join(model_dir, "history.csv")
+    rows = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
+    return [{k: float(row[k]) for k in rows.dtype.names} for row in rows]
+
+
+def _pair(final, prefix):
+    return {"top1": float(final[f"{prefix}top1"]), "top5": float(final[f"{prefix}top5"])}
+
+
+def _results(config, data, strategy, final, resumed_from, seconds):
+    history = _history(config.model_dir)
+    results = {
+        "method": config.method, "arch": config.arch, "dataset": config.dataset,
+        "epochs_completed": len(history), "resumed_from_epoch": resumed_from,
+        "replicas": strategy.num_replicas_in_sync, "seed": config.seed,
+        "student": _pair(final, ""),
+        "train_seconds_this_session": round(seconds, 1),
+        "config": {k: v for k, v in vars(config).items()},
+        "history": history,
+    }
+    if config.has_teacher:
+        results["teacher"] = _pair(final, "teacher_")
+        results["teacher"]["mode"] = config.teacher
+    best = max(history, key=lambda r: r.get("val_top1", 0.0), default=None)
+    if best is not None and "val_top1" in best:
+        results["student_best_epoch"] = {"epoch": int(best["epoch"]) + 1,
+                                         "top1": best["val_top1"]}
+    return results
