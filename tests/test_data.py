@@ -217,7 +217,18 @@ def test_unreadable_npz_files(tmp_path):
     text.write_text("not numpy at all\n")
     with pytest.raises(UserError) as e:
         load_dataset("npz", 2, data_path=str(text))
-    assert_one_line_error(e, text, "not a readable .npz")
+    assert_one_line_error(e, text, "not an .npz")
+
+    npy = tmp_path / "single.npz"
+    with open(npy, "wb") as fh:
+        np.save(fh, np.zeros(3))
+    with pytest.raises(UserError) as e:
+        load_dataset("npz", 2, data_path=str(npy))
+    assert_one_line_error(e, npy, ".npy")
+
+    with pytest.raises(UserError) as e:
+        load_dataset("npz", 2, data_path=str(tmp_path))
+    assert_one_line_error(e, tmp_path, "folder")
 
     good = write_npz(tmp_path / "good.npz", **{k: np.tile(v, 50) for k, v in _good().items()})
     blob = open(good, "rb").read()

@@ -92,8 +92,16 @@ def load_npz(path: str, num_classes: int | None = None) -> Arrays:
     """
     if not path:
         raise UserError("--dataset=npz needs --data_path=FILE.npz (with x_train, y_train, x_test, y_test)")
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder; --data_path must name an .npz file")
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise UserError(f"{path}: a single .npy array, not an .npz with {', '.join(NPZ_KEYS)} (use np.savez)")
+    if not magic.startswith(b"PK"):
+        raise UserError(f"{path}: not an .npz file (not a zip archive; write it with np.savez)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in NPZ_KEYS if k not in npz.files]

@@ -31,10 +31,19 @@ def prepare_command(name: str, data_dir: str | None) -> str:
             f"put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in {manual} and run "
             f"`tfds build {name} --data_dir {d} --manual_dir {manual}`"
         )
-    return (
+    command = (
         f"run `tfds build {name} --data_dir {d}` on a machine with internet "
-        f"(or copy a prepared {d}/{name} folder here)"
+        f"(or copy a prepared {os.path.join(d, name)} folder there)"
     )
+    return command + _ALTERNATIVES.get(name, "")
+
+
+# Ways to skip TFDS altogether, for files a user may already have.
+_ALTERNATIVES = {
+    "cifar10": ", or point --data_dir at a folder holding cifar-10-batches-py or cifar-10-python.tar.gz",
+    "cifar100": ", or point --data_dir at a folder holding cifar-100-python or cifar-100-python.tar.gz",
+    "mnist": ", or pass --data_path=mnist.npz (the Keras file, ~/.keras/datasets/mnist.npz)",
+}
 
 
 def load(name: str, split: str, data_dir: str | None, *, shuffle_files: bool = False,
