@@ -1,0 +1,252 @@
+"""Speed and memory of AdderConv2D against keras Conv2D, on this machine.
+
+    python bench/adder_bench.py [--quick] [--skip_memory] [--skip_step] [--skip_layers]
+
+Prints one JSON object on stdout (progress goes to stderr).
+
+layers:  forward+backward (grads w.r.t. input and kernel) of one layer, inside
+         a tf.function (jit_compile=False), median wall time of repeated runs
+         after warm-up, for Conv2D and both adder paths (fast, reference), on
+         ResNet-20's shapes. ratio_* = adder time / conv time.
+headline: the worst (largest) fast-path ratio over the three stage shapes at
+         batch 32.
+train_step: one SGD training step (forward, backward, apply) of the whole
+         ResNet-20, ANN vs CNN, median of repeated runs.
+memory:  peak resident set size of the training step at batch 128, each
+         configuration in a fresh subprocess: ru_maxrss (Linux: the process's
+         high-water mark of RSS) after 3 steps minus the RSS right before the
+         first step (model, optimizer and batch already built). The delta is
+         what the step itself (tracing, activations kept for backward,
+         gradients, temporaries) adds on top.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+
+from adder_tf import AdderConv2D  # noqa: E402
+from adder_tf import ops as adder_ops  # noqa: E402
+
+# (name, H, W, c_in, c_out, kernel, stride)
+SHAPES = [
+    ("stage1_32x32x16_16_k3s1", 32, 32, 16, 16, 3, 1),
+    ("stage2_16x16x32_32_k3s1", 16, 16, 32, 32, 3, 1),
+    ("stage3_8x8x64_64_k3s1", 8, 8, 64, 64, 3, 1),
+    ("down_32x32x16_32_k3s2", 32, 32, 16, 32, 3, 2),
+    ("shortcut_32x32x16_32_k1s2", 32, 32, 16, 32, 1, 2),
+]
+STAGES = SHAPES[:3]
+
+
+def progress(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def median_time(fn, reps, warmup=2):
+    for _ in range(warmup):
+        _block(fn())
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        _block(fn())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _block(out):
+    for t in tf.nest.flatten(out):
+        t.numpy() if hasattr(t, "numpy") else t
+
+
+def layer_step(layer, x):
+    @tf.function(jit_compile=False)
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * 1e-3)
+        dx, dw = tape.gradient(loss, [x, layer.kernel])
+        return dx, dw
+    return step
+
+
+def bench_layers(batches, reps, with_reference):
+    rows = []
+    for batch in batches:
+        for name, h, w, cin, cout, k, s in SHAPES:
+            rng = np.random.default_rng(0)
+            x = tf.constant(rng.normal(size=(batch, h, w, cin)).astype("float32"))
+            conv = keras.layers.Conv2D(cout, k, s, padding="same", use_bias=False)
+            conv.build(x.shape)
+            conv_step = layer_step(conv, x)
+            row = {"shape": name, "batch": batch,
+                   "conv_ms": 1e3 * median_time(lambda: conv_step(x), reps)}
+            paths = ["fast"] + (["reference"] if with_reference else [])
+            for path in paths:
+                adder = AdderConv2D(cout, k, s, padding="same")
+                adder.build(x.shape)
+                with adder_ops.use_backend(path):
+                    step = layer_step(adder, x)
+                    step.get_concrete_function(x)   # trace under this backend
+                row[f"adder_{path}_ms"] = 1e3 * median_time(lambda: step(x), reps)
+                row[f"ratio_{path}"] = row[f"adder_{path}_ms"] / row["conv_ms"]
+            rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+            progress(json.dumps(rows[-1]))
+    return rows
+
+
+def make_train_step(flavour, batch, path):
+    from adder_tf.models import build_model
+    keras.utils.set_random_seed(0)
+    model = build_model("resnet20", flavour, (32, 32, 3), 10)
+    opt = keras.optimizers.SGD(0.01, momentum=0.9)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch, 32, 32, 3)).astype("float32"))
+    y = tf.constant(rng.integers(0, 10, size=(batch,)))
+
+    @tf.function(jit_compile=False)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)[0]
+            loss = loss_fn(y, logits)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply(grads, model.trainable_variables)
+        return loss
+
+    def trace():
+        with adder_ops.use_backend(path if flavour == "adder" else "auto"):
+            step.get_concrete_function(x, y)
+    return step, trace, x, y
+
+
+def bench_train_step(batches, reps, with_reference):
+    rows = []
+    for batch in batches:
+        row = {"batch": batch}
+        configs = [("conv", "cnn"), ("adder", "fast")]
+        if with_reference:
+            configs.append(("adder", "reference"))
+        for flavour, path in configs:
+            step, trace, x, y = make_train_step(flavour, batch, path)
+            trace()
+            key = "cnn_ms" if flavour == "conv" else f"ann_{path}_ms"
+            row[key] = 1e3 * median_time(lambda: step(x, y), reps)
+        for path in ("fast", "reference"):
+            if f"ann_{path}_ms" in row:
+                row[f"ratio_{path}"] = row[f"ann_{path}_ms"] / row["cnn_ms"]
+        rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+        progress(json.dumps(rows[-1]))
+    return rows
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_child(flavour, path, batch):
+    """Runs in a fresh process: RSS before the first step, peak RSS after 3 steps."""
+    step, trace, x, y = make_train_step(flavour, batch, path)
+    before = _rss_mb()
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    trace()
+    for _ in range(3):
+        step(x, y).numpy()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"rss_before_mb": round(before, 1),
+                      "maxrss_before_mb": round(maxrss_before, 1),
+                      "peak_rss_mb": round(peak, 1),
+                      "step_peak_delta_mb": round(peak - max(before, maxrss_before), 1)}))
+
+
+def bench_memory(batch, with_reference):
+    configs = [("conv", "auto", "cnn"), ("adder", "fast", "ann_fast")]
+    if with_reference:
+        configs.append(("adder", "reference", "ann_reference"))
+    out = {"batch": batch, "method": "ru_maxrss after 3 training steps minus RSS "
+           "before the first step, fresh subprocess per configuration"}
+    for flavour, path, key in configs:
+        res = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory_child",
+                              flavour, path, str(batch)], capture_output=True, text=True)
+        if res.returncode != 0:
+            out[key] = {"error": res.stderr.strip().splitlines()[-1:]}
+            continue
+        out[key] = json.loads(res.stdout.strip().splitlines()[-1])
+        progress(key, out[key])
+    for key in ("ann_fast", "ann_reference"):
+        try:
+            out[f"{key}_over_cnn"] = round(out[key]["step_peak_delta_mb"]
+                                           / out["cnn"]["step_peak_delta_mb"], 3)
+        except (KeyError, TypeError, ZeroDivisionError):
+            pass
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repetitions; the reference path only at batch 32")
+    p.add_argument("--reps", type=int, default=None)
+    p.add_argument("--skip_layers", action="store_true")
+    p.add_argument("--skip_step", action="store_true")
+    p.add_argument("--skip_memory", action="store_true")
+    p.add_argument("--no_reference", action="store_true", help="skip the plain-TF path")
+    p.add_argument("--_memory_child", nargs=3, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a._memory_child:
+        flavour, path, batch = a._memory_child
+        memory_child(flavour, path, int(batch))
+        return
+
+    reps = a.reps or (5 if a.quick else 15)
+    t0 = time.perf_counter()
+    adder_ops.load_fast_library()
+    info = adder_ops.adder_fast.build_info()
+    result = {
+        "env": {"tf": tf.__version__, "keras": keras.__version__,
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+                "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+                "fast_op_build_s_this_run": info["build_seconds"],
+                "reps": reps, "statistic": "median"},
+    }
+    ref = not a.no_reference
+    if not a.skip_layers:
+        rows = bench_layers([32, 128], reps, ref)
+        if a.quick and ref:
+            pass
+        result["layers"] = rows
+        stage32 = [r for r in rows if r["batch"] == 32 and r["shape"] in {s[0] for s in STAGES}]
+        worst = max(stage32, key=lambda r: r["ratio_fast"])
+        result["headline"] = {
+            "what": "adder(fast)/conv fwd+bwd time, worst of the 3 ResNet-20 stage shapes, batch 32",
+            "ratio": worst["ratio_fast"], "shape": worst["shape"]}
+        if ref:
+            result["headline"]["ratio_reference_same_shape"] = worst["ratio_reference"]
+    if not a.skip_step:
+        result["train_step"] = bench_train_step([32] if a.quick else [32, 128],
+                                                max(3, reps // 3), ref)
+        if a.quick:
+            result["train_step"] += bench_train_step([128], 3, False)
+    if not a.skip_memory:
+        result["memory"] = bench_memory(128, ref)
+    result["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
