@@ -110,6 +110,7 @@ def resolve_backend():
     return "reference"
 
 
+@tf.autograph.experimental.do_not_convert
 def adder_conv2d(x, w, strides=1, padding="same"):
     """-sum |x - w| over each window with the AdderNet gradients; NHWC, w (kh, kw, c_in, c_out)."""
     if resolve_backend() == "fast":

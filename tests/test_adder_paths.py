@@ -1,0 +1,235 @@
+"""Every adder path (reference, fast) against a loop-based numpy reference.
+
+Forward  y  = -sum |x - w| over each window,
+dW = sum (x - w) * dy               (AdderNet eq. 5, full precision),
+dX = sum_o HardTanh(w - x) * dy     (eq. 6), scattered back to the input.
+The fast path is skipped (with the reason) where the compiled op cannot be
+built, unless ADDER_TF_REQUIRE_FAST=1 makes that a failure.
+"""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from adder_tf import AdderConv2D
+from adder_tf import ops as adder_ops
+from adder_tf.ops import adder_fast
+
+BACKENDS = ["reference", "fast"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    name = request.param
+    if name == "fast" and not adder_ops.fast_available():
+        if os.environ.get("ADDER_TF_REQUIRE_FAST") == "1":
+            pytest.fail(f"fast adder op unavailable: {adder_fast.build_info()['error']}")
+        pytest.skip(f"fast adder op unavailable: {adder_fast.build_info()['error']}")
+    previous = adder_ops.get_backend()
+    adder_ops.set_backend(name)
+    yield name
+    adder_ops.set_backend(previous)
+
+
+# ------------------------------------------------------------ numpy reference
+
+def _out_and_pad(n, k, s, padding):
+    if padding == "same":
+        out = -(-n // s)
+        total = max((out - 1) * s + k - n, 0)
+        return out, total // 2, total - total // 2
+    return (n - k) // s + 1, 0, 0
+
+
+def numpy_adder(x, w, dy_fn, s, padding):
+    """Loop over output positions; returns y, dx, dw (float64)."""
+    x = x.astype(np.float64)
+    w = w.astype(np.float64)
+    b, h, wd, c = x.shape
+    kh, kw, _, o = w.shape
+    oh, pt, pb = _out_and_pad(h, kh, s, padding)
+    ow, pl, pr = _out_and_pad(wd, kw, s, padding)
+    xp = np.zeros((b, h + pt + pb, wd + pl + pr, c))
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    y = np.zeros((b, oh, ow, o))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * s:i * s + kh, j * s:j * s + kw, :]
+            y[:, i, j] = -np.abs(patch[..., None] - w[None]).sum(axis=(1, 2, 3))
+    dy = dy_fn(y.shape).astype(np.float64)
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * s:i * s + kh, j * s:j * s + kw, :]
+            diff = patch[..., None] - w[None]                  # (b, kh, kw, c, o)
+            g = dy[:, i, j][:, None, None, None, :]
+            dw += (diff * g).sum(axis=0)
+            dxp[:, i * s:i * s + kh, j * s:j * s + kw, :] += (
+                np.clip(-diff, -1.0, 1.0) * g).sum(axis=-1)
+    return y, dy, dxp[:, pt:pt + h, pl:pl + wd], dw
+
+
+# (batch, H, W, c_in, c_out, kernel, stride, padding)
+CASES = [
+    (2, 5, 5, 3, 4, 3, 1, "same"),
+    (2, 6, 6, 3, 4, 3, 2, "same"),
+    (2, 7, 6, 4, 5, 3, 2, "valid"),
+    (1, 6, 5, 16, 8, 3, 1, "valid"),
+    (2, 5, 6, 5, 3, 1, 2, "same"),
+    (2, 4, 4, 17, 33, 1, 1, "same"),
+    (1, 8, 7, 16, 16, 3, 1, "same"),
+    (1, 5, 4, 2, 3, 2, 2, "same"),      # even kernel
+    (1, 6, 9, 32, 20, 3, 2, "same"),
+    (1, 3, 3, 2, 2, 3, 1, "valid"),     # one output position
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "b{}_{}x{}x{}_o{}_k{}s{}_{}".format(*c))
+def test_forward_and_gradients_match_numpy(backend, case):
+    b, h, wd, c, o, k, s, padding = case
+    rng = np.random.default_rng(sum(case[:7]))
+    x = rng.normal(size=(b, h, wd, c)).astype(np.float32) * 0.8
+    w = rng.normal(size=(k, k, c, o)).astype(np.float32)
+    y_np, dy, dx_np, dw_np = numpy_adder(
+        x, w, lambda shape: rng.normal(size=shape).astype(np.float32), s, padding)
+
+    xt, wt = tf.constant(x), tf.constant(w)
+    dyt = tf.constant(dy.astype(np.float32))
+    assert adder_ops.resolve_backend() == backend
+
+    @tf.function(jit_compile=False)
+    def run(xt, wt):
+        with tf.GradientTape() as tape:
+            tape.watch([xt, wt])
+            y = adder_ops.adder_conv2d(xt, wt, s, padding)
+        dx, dw = tape.gradient(y, [xt, wt], output_gradients=dyt)
+        return y, dx, dw
+
+    y, dx, dw = (t.numpy() for t in run(xt, wt))
+    assert y.shape == y_np.shape and dx.shape == x.shape and dw.shape == w.shape
+    np.testing.assert_allclose(y, y_np, rtol=1e-5, atol=1e-4 * np.abs(y_np).max())
+    np.testing.assert_allclose(dx, dx_np, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(dx_np).max()))
+    np.testing.assert_allclose(dw, dw_np, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(dw_np).max()))
+
+
+def test_eager_matches_graph(backend):
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(2, 6, 6, 8)).astype(np.float32))
+    w = tf.constant(rng.normal(size=(3, 3, 8, 16)).astype(np.float32))
+    eager = adder_ops.adder_conv2d(x, w, 1, "same")
+    graph = tf.function(adder_ops.adder_conv2d)(x, w, 1, "same")
+    np.testing.assert_allclose(eager.numpy(), graph.numpy(), rtol=1e-6)
+
+
+# ---------------------------------------------------------- mixed precision
+
+@pytest.mark.parametrize("policy,rtol", [("mixed_float16", 2e-3), ("mixed_bfloat16", 1.5e-2)])
+def test_layer_under_mixed_precision(backend, policy, rtol):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 6, 6, 8)).astype(np.float32)
+    ref_layer = AdderConv2D(16, 3, padding="same")
+    ref = ref_layer(x).numpy()
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        layer = AdderConv2D(16, 3, padding="same")
+        layer.build(x.shape)
+        assert layer.kernel.dtype == "float32"
+        layer.kernel.assign(ref_layer.kernel)
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32))
+        grad = tape.gradient(loss, layer.kernel)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert y.dtype == keras.mixed_precision.Policy(policy).compute_dtype
+    assert grad.dtype == tf.float32 and np.all(np.isfinite(grad.numpy()))
+    np.testing.assert_allclose(tf.cast(y, tf.float32).numpy(), ref, rtol=rtol,
+                               atol=rtol * np.abs(ref).max())
+
+
+# ----------------------------------------------------------- a whole model
+
+def _model_loss_and_grads(path):
+    from adder_tf.models import build_model
+    keras.utils.set_random_seed(11)
+    model = build_model("resnet8", "adder", (8, 8, 1), 10)
+    rng = np.random.default_rng(11)
+    x = tf.constant(rng.normal(size=(4, 8, 8, 1)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 10, size=(4,)))
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(jit_compile=False)
+    def step(x, labels):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = loss_fn(labels, out[0]) + 1e-4 * tf.add_n(
+                [tf.reduce_mean(t) for t in out[1:]])
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    with adder_ops.use_backend(path):
+        concrete = step.get_concrete_function(x, labels)
+    op_types = {op.type for op in concrete.graph.get_operations()}
+    for f in concrete.graph._functions.values():
+        op_types |= {op.type for op in f.graph.get_operations()} if hasattr(f, "graph") else set()
+    loss, grads = step(x, labels)
+    names = [v.path for v in model.trainable_variables]
+    return loss.numpy(), [g.numpy() for g in grads], names, op_types
+
+
+def test_whole_resnet8_same_loss_and_gradients_on_both_paths():
+    if not adder_ops.fast_available():
+        pytest.skip(f"fast adder op unavailable: {adder_fast.build_info()['error']}")
+    loss_r, grads_r, names, ops_r = _model_loss_and_grads("reference")
+    loss_f, grads_f, names_f, ops_f = _model_loss_and_grads("fast")
+    assert names == names_f
+    assert "AdderTfConv2D" in ops_f and "AdderTfConv2D" not in ops_r
+    np.testing.assert_allclose(loss_f, loss_r, rtol=1e-5)
+    for name, gr, gf in zip(names, grads_r, grads_f):
+        scale = max(np.abs(gr).max(), 1e-6)
+        np.testing.assert_allclose(gf, gr, rtol=1e-3, atol=1e-3 * scale, err_msg=name)
+
+
+# ------------------------------------------------------- backend selection
+
+def test_backend_names_are_checked():
+    with pytest.raises(ValueError):
+        adder_ops.set_backend("cuda")
+
+
+def test_xla_uses_reference_in_auto_and_rejects_forced_fast():
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(size=(1, 5, 5, 4)).astype(np.float32))
+    w = tf.constant(rng.normal(size=(3, 3, 4, 6)).astype(np.float32))
+    expected = adder_ops.adder_conv2d_reference(x, w, 1, "same").numpy()
+    with adder_ops.use_backend("auto"):
+        got = tf.function(adder_ops.adder_conv2d, jit_compile=True)(x, w, 1, "same")
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
+    if adder_ops.fast_available():
+        with adder_ops.use_backend("fast"):
+            with pytest.raises(adder_ops.FastOpUnavailable, match="jit_compile"):
+                tf.function(adder_ops.adder_conv2d, jit_compile=True)(x, w, 1, "valid")
+
+
+def test_missing_compiler_falls_back_to_reference(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(adder_fast, "_state", {"module": None, "error": None, "tried": False,
+                                               "build_seconds": None, "path": None})
+    monkeypatch.setenv("CXX", "no-such-compiler-adder-tf")
+    monkeypatch.setenv("ADDER_TF_CACHE", str(tmp_path))
+    previous = adder_ops.get_backend()
+    try:
+        adder_ops.set_backend("auto")
+        with caplog.at_level("WARNING", logger="adder_tf"):
+            assert not adder_ops.fast_available()
+        assert any("plain-TF path" in r.getMessage() for r in caplog.records)
+        assert adder_ops.resolve_backend() == "reference"
+        x = tf.ones((1, 4, 4, 2))
+        w = tf.zeros((3, 3, 2, 3))
+        assert adder_ops.adder_conv2d(x, w).shape == (1, 4, 4, 3)
+        with pytest.raises(adder_ops.FastOpUnavailable, match="compiler"):
+            adder_ops.set_backend("fast")
+    finally:
+        adder_ops.set_backend(previous)
