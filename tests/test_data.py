@@ -377,14 +377,15 @@ def test_tfds_mocked(name, shape):
 def test_unprepared_tfds_is_one_line_error_with_command(tmp_path, name):
     with pytest.raises(UserError) as e:
         load_dataset(name, 8, data_dir=str(tmp_path))
-    assert_one_line_error(e, f"tfds build {name} --data_dir {tmp_path}", "not prepared")
+    command = f"tfds.builder('{name}', data_dir={str(tmp_path)!r}).download_and_prepare()"
+    assert_one_line_error(e, command, "not prepared", "python -c")
 
 
 def test_unprepared_imagenet_names_manual_dir(tmp_path):
     with pytest.raises(UserError) as e:
         load_split("imagenet2012", "test", 8, data_dir=str(tmp_path))
     assert_one_line_error(e, "ILSVRC2012_img_train.tar", os.path.join(str(tmp_path), "downloads", "manual"),
-                          "--manual_dir")
+                          "download_and_prepare()")
 
 
 # ---------------------------------------------------------------- augmentation

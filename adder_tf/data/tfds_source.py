@@ -19,20 +19,28 @@ IMAGENET = "imagenet2012"
 
 def default_data_dir() -> str:
     """Where TFDS looks when no data_dir is given ($TFDS_DATA_DIR or ~/tensorflow_datasets)."""
-    return os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
+    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets"))
 
 
 def prepare_command(name: str, data_dir: str | None) -> str:
-    """The shell command that downloads and prepares `name` under `data_dir`."""
-    d = data_dir or default_data_dir()
+    """How to put `name` under `data_dir`, as one line.
+
+    The Python form is given rather than `tfds build` because the `tfds`
+    command fails to start in TFDS 4.9.10 without apache-beam installed.
+    """
+    d = os.path.expanduser(data_dir) if data_dir else default_data_dir()
+    python = (
+        f"python -c \"import tensorflow_datasets as tfds; "
+        f"tfds.builder('{name}', data_dir={d!r}).download_and_prepare()\""
+    )
     if name == IMAGENET:
         manual = os.path.join(d, "downloads", "manual")
         return (
-            f"put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in {manual} and run "
-            f"`tfds build {name} --data_dir {d} --manual_dir {manual}`"
+            f"put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from image-net.org) "
+            f"in {manual} (the manual_dir) and run: {python}"
         )
     command = (
-        f"run `tfds build {name} --data_dir {d}` on a machine with internet "
+        f"run on a machine with internet: {python} "
         f"(or copy a prepared {os.path.join(d, name)} folder there)"
     )
     return command + _ALTERNATIVES.get(name, "")
