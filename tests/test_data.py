@@ -194,6 +194,7 @@ BAD_NPZ = {
     "channels_first": (lambda g: {**g, "x_train": np.zeros((4, 3, 6, 6), np.uint8),
                                   "x_test": np.zeros((2, 3, 6, 6), np.uint8)}, "channels-first"),
     "int_range": (lambda g: {**g, "x_train": np.full((4, 6, 6), 300, np.int32)}, "0..255"),
+    "mixed_dtypes": (lambda g: {**g, "x_test": np.zeros((2, 6, 6), np.float32)}, "scaled alike"),
     "nan": (lambda g: {**g, "x_train": np.full((4, 6, 6), np.nan, np.float32)}, "NaN"),
 }
 

@@ -122,6 +122,11 @@ def load_npz(path: str, num_classes: int | None = None) -> Arrays:
         raise UserError(
             f"{path}: x_train images are {x_train.shape[1:]} but x_test images are {x_test.shape[1:]}"
         )
+    if (x_train.dtype == np.uint8) != (x_test.dtype == np.uint8):
+        raise UserError(
+            f"{path}: x_train is {arrays['x_train'].dtype} but x_test is {arrays['x_test'].dtype}; "
+            "store both as uint8 0..255 or both as float, so they are scaled alike"
+        )
     y_train = _check_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
     y_test = _check_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
     top = int(max(y_train.max(), y_test.max()))
@@ -146,7 +151,9 @@ def _check_images(path: str, key: str, x: np.ndarray) -> np.ndarray:
         )
     if min(x.shape[1:]) == 0:
         raise UserError(f"{path}: {key} has shape {x.shape}; images must not be empty")
-    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+    if x.dtype == np.bool_:
+        return x.astype(np.float32)
+    if np.issubdtype(x.dtype, np.integer):
         if x.dtype != np.uint8:
             lo, hi = int(x.min()), int(x.max())
             if lo < 0 or hi > 255:
