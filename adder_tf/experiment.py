@@ -39,7 +39,7 @@ def train(config):
     start = time.time()
     trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
                 validation_data=data.test, callbacks=_callbacks(config, trainer),
-                verbose=config.verbose)
+                verbose=config.verbose, shuffle=False)
     final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     results = _results(config, data, strategy, final, resumed_from, time.time() - start)
     if is_chief():

@@ -22,7 +22,7 @@ def export_saved_model(model, path):
     infer = inference_model(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    with adder_ops.backend("reference"):
+    with adder_ops.use_backend("reference"):
         archive.add_endpoint("serve", lambda x: infer(x, training=False), input_signature=[spec])
         archive.add_endpoint("serve_taps", lambda x: model(x, training=False),
                              input_signature=[spec])

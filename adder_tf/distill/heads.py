@@ -14,6 +14,7 @@ in training; the exported networks do not contain them.
 """
 import keras
 import numpy as np
+import tensorflow as tf
 
 from adder_tf.layers.kernels import GaussianKernel, LaplaceKernel
 
@@ -27,12 +28,24 @@ def standardize(z, epsilon=1e-5):
     a loss that compares raw scales can be lowered by shrinking both sides.
     Comparing standardized features makes the feature loss scale-invariant:
     it becomes 2 (1 - correlation) per channel, bounded, and no head can
-    reach zero loss by driving its output to a constant.
+    reach zero loss by driving its output to a constant. The moments are
+    those of the global batch (summed across replicas), so N replicas
+    compute the loss one device would.
     """
     axes = tuple(range(len(z.shape) - 1))
-    mean = keras.ops.mean(z, axis=axes, keepdims=True)
-    var = keras.ops.var(z, axis=axes, keepdims=True)
-    return (z - mean) * keras.ops.rsqrt(var + epsilon)
+    mean = _global_mean(z, axes)
+    var = _global_mean(tf.square(z - mean), axes)
+    return (z - mean) * tf.math.rsqrt(var + epsilon)
+
+
+def _global_mean(z, axes):
+    total = tf.reduce_sum(z, axis=axes, keepdims=True)
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(z), axes)), z.dtype)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    return total / count
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")

@@ -121,6 +121,7 @@ class DistillationTrainer(keras.Model):
             self._trackers[name].update_state(value * replicas)
 
     def _log_accuracy(self, prefix, labels, logits):
+        logits = tf.cast(logits, tf.float32)  # in_top_k takes float32 only
         self._trackers[f"{prefix}top1"].update_state(labels, logits)
         self._trackers[f"{prefix}top5"].update_state(labels, logits)
 

@@ -53,12 +53,14 @@ class AdderConv2D(keras.layers.Layer):
                      if self.use_bias else None)
 
     def call(self, inputs):
-        # The l1 sums are large; they run in float32 whatever the policy says.
-        x = ops.cast(inputs, "float32")
-        w = ops.cast(ops.convert_to_tensor(self.kernel), "float32")
+        # The l1 sums are large: under a float16/bfloat16 policy they still
+        # run in float32, and only the result is cast to the compute dtype.
+        dtype = "float32" if self.compute_dtype in ("float16", "bfloat16") else self.compute_dtype
+        x = ops.cast(inputs, dtype)
+        w = ops.cast(ops.convert_to_tensor(self.kernel), dtype)
         y = adder_conv2d(x, w, self.strides[0], self.padding)
         if self.bias is not None:
-            y = y + ops.cast(self.bias, "float32")
+            y = y + ops.cast(self.bias, dtype)
         return ops.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

@@ -1,0 +1,59 @@
+"""Runs a few PKKD steps on 1 and on 2 logical CPU devices; prints a JSON diff.
+
+A separate process because logical devices must be set before TF starts.
+"""
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["ADDER_TF_BACKEND"] = "reference"  # float64 below; the compiled op is float32
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+
+# float64: what is compared is the update rule, not float32 summation order
+# (adder filter gradients cancel heavily, and the adaptive rescaling then
+# turns rounding noise into a visible step).
+keras.config.set_floatx("float64")
+
+from adder_tf.distill.trainer import DistillationTrainer  # noqa: E402
+from adder_tf.models import build_model  # noqa: E402
+from adder_tf.optim import AdderSGD, adder_filters  # noqa: E402
+
+
+def run(devices):
+    strategy = tf.distribute.MirroredStrategy(devices)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8, 1))
+    y = rng.integers(0, 10, 64).astype("int32")
+    with strategy.scope():
+        student = build_model("resnet8", "adder", (8, 8, 1), 10, sync_bn=True)
+        method = os.environ.get("METHOD", "pkkd")
+        teacher = build_model("resnet8", "conv", (8, 8, 1), 10, sync_bn=True) if method != "ann" else None
+        trainer = DistillationTrainer(student, teacher, method=method, alpha=1.0, beta=1.0)
+        s_opt = AdderSGD(0.1, momentum=0.9, eta=0.2, l2=5e-4)
+        s_opt.mark_adder_filters(adder_filters(student))
+        trainer.compile(optimizer=s_opt, teacher_optimizer=AdderSGD(0.1, momentum=0.9, eta=0.0, l2=5e-4) if teacher else None)
+        trainer.initialize(x[:32])
+    before = [v.numpy().copy() for v in student.trainable_variables]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    trainer.fit(ds, epochs=int(os.environ.get("EPOCHS", 1)), steps_per_epoch=int(os.environ.get("STEPS", 2)), verbose=0, shuffle=False)
+    return ([v.numpy() for v in student.trainable_variables],
+            [v.numpy() for v in (teacher.trainable_variables if teacher else [])], before)
+
+
+one_s, one_t, before = run(["/cpu:0"])
+two_s, two_t, _ = run(["/cpu:0", "/cpu:1"])
+diff = lambda a, b: max([0.0] + [float(np.max(np.abs(p - q))) for p, q in zip(a, b)])  # noqa: E731
+print(json.dumps({"replicas": [1, 2],
+                  "max_abs_diff_student": diff(one_s, two_s),
+                  "max_abs_diff_teacher": diff(one_t, two_t),
+                  "weights_moved": diff(one_s, before)}))

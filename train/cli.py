@@ -1,0 +1,32 @@
+"""Shared by the command-line programs: import path, quiet TF, one-line errors."""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_main(main, argv, debug):
+    """Calls main(argv); a failure is one line on stderr and exit status 2.
+
+    UserError carries its own message; anything else is unexpected and is
+    shown as its type and first line, with --debug for the traceback.
+    """
+    from absl import logging
+    from adder_tf.errors import UserError
+    logging.set_verbosity(logging.WARNING)
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    try:
+        main(argv)
+    except UserError as e:
+        if debug():
+            raise
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted; run the same command again to resume")
+    except Exception as e:  # noqa: BLE001 - the one place that turns crashes into a line
+        if debug():
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        sys.exit(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)")

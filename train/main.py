@@ -1,0 +1,64 @@
+"""Train a CNN, ANN or BNN, or distill a CNN into an ANN (KD, NST, PKKD).
+
+    python train/main.py --flagfile=flags/quickstart.cfg [--flag=value ...]
+
+A flag on the command line overrides the flagfile. Everything a run writes
+goes to --model_dir; running the same command again resumes there.
+"""
+import dataclasses
+import json
+
+import cli  # noqa: F401  (sets up the import path and logging first)
+from absl import app, flags
+
+from adder_tf import config as C
+from adder_tf.errors import UserError
+
+F = flags.FLAGS
+flags.DEFINE_string("model_dir", "", "Folder for checkpoints, logs, results.json and export/.")
+flags.DEFINE_string("arch", "resnet20", f"One of {', '.join(C.ARCHS)}.")
+flags.DEFINE_string("method", "pkkd", f"One of {', '.join(C.METHODS)}.")
+flags.DEFINE_string("teacher", "progressive", "progressive (trained alongside) or fixed (--teacher_path).")
+flags.DEFINE_string("teacher_path", "", "A trained CNN: .keras file, run folder or SavedModel.")
+flags.DEFINE_string("feature_loss", "kernel_conv1x1", f"One of {', '.join(C.FEATURE_LOSSES)}.")
+flags.DEFINE_float("alpha", 1.0, "Weight of the soft-label (teacher logits) term.")
+flags.DEFINE_float("beta", 1.0, "Weight of the intermediate-feature term.")
+flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the soft-label term.")
+flags.DEFINE_string("dataset", "cifar10", f"One of {', '.join(C.DATASETS)}.")
+flags.DEFINE_string("data_dir", "", "TFDS data_dir, or a folder with the CIFAR python files.")
+flags.DEFINE_string("data_path", "", "A .npz file with x_train, y_train, x_test, y_test.")
+flags.DEFINE_integer("epochs", 400, "Training epochs.")
+flags.DEFINE_integer("batch_size", 256, "Global batch size (split across replicas).")
+flags.DEFINE_integer("steps_per_epoch", 0, "Steps per epoch; 0 = one pass over the data.")
+flags.DEFINE_float("lr", 0.1, "Peak learning rate (cosine decay to 0).")
+flags.DEFINE_float("weight_decay", 5e-4, "L2 added to gradients (PyTorch-style, coupled).")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("eta", 0.2, "AdderNet adaptive learning-rate coefficient (0 = off).")
+flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, augmentation).")
+flags.DEFINE_string("strategy", "auto", f"One of {', '.join(C.STRATEGIES)}.")
+flags.DEFINE_bool("sync_bn", False, "Synchronise BatchNorm statistics across replicas.")
+flags.DEFINE_bool("augment", True, "Training-set augmentation.")
+flags.DEFINE_integer("verbose", 1, "Keras progress output: 0 silent, 1 bar, 2 one line per epoch.")
+flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
+
+
+def config_from_flags():
+    names = {f.name for f in dataclasses.fields(C.Config)}
+    return C.Config(**{name: F[name].value for name in names})
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+    config = config_from_flags().validate()
+    from adder_tf.experiment import train  # heavy imports only after validation
+    results = train(config)
+    summary = {k: results[k] for k in ("method", "arch", "dataset", "epochs_completed",
+                                       "resumed_from_epoch", "student") if k in results}
+    if "teacher" in results:
+        summary["teacher"] = results["teacher"]
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: cli.run_main(main, argv, lambda: F.debug))
