@@ -10,7 +10,8 @@ environment variable ADDER_TF_BACKEND (read at import). "auto" (the default)
 uses the fast path when it builds and loads, no GPU is visible to TensorFlow
 (the compiled op has CPU kernels only) and the op is not being traced inside
 an XLA cluster (`tf.function(jit_compile=True)` cannot contain custom ops);
-otherwise it uses the reference path. "fast" raises `FastOpUnavailable` when
+otherwise it uses the reference path. Inputs that are not float32 always
+take the reference path (the compiled kernels are float32). "fast" raises `FastOpUnavailable` when
 the op cannot be built, and a clear error under jit_compile=True: train with
 jit_compile=False to get the fast kernels.
 
@@ -113,7 +114,10 @@ def resolve_backend():
 @tf.autograph.experimental.do_not_convert
 def adder_conv2d(x, w, strides=1, padding="same"):
     """-sum |x - w| over each window with the AdderNet gradients; NHWC, w (kh, kw, c_in, c_out)."""
-    if resolve_backend() == "fast":
+    x = tf.convert_to_tensor(x)
+    w = tf.convert_to_tensor(w, dtype_hint=x.dtype)
+    # The compiled kernels are float32 only; other dtypes take the reference path.
+    if x.dtype == tf.float32 and w.dtype == tf.float32 and resolve_backend() == "fast":
         return adder_conv2d_fast(x, w, strides, padding)
     return adder_conv2d_reference(x, w, strides, padding)
 

@@ -11,6 +11,8 @@ tensor of the naive im2col formula, which is kh*kw times larger. The filter
 gradient needs no such block at all: it is a convolution's filter gradient
 minus a rank-one term.
 """
+import contextlib
+
 import tensorflow as tf
 
 from adder_tf.ops.geometry import normalize_padding, output_size, pad_amounts
@@ -39,13 +41,25 @@ def _shapes(x, w, stride, padding):
     return kh, kw, oh, ow
 
 
+def _after(deps):
+    """Scope that makes the next block wait for `deps` (graph mode only).
+
+    Without it a graph executor may run all kh*kw offset blocks at once and
+    hold kh*kw (batch, positions, c_in, c_out) temporaries together.
+    """
+    if deps is None or tf.executing_eagerly():
+        return contextlib.nullcontext()
+    return tf.control_dependencies([deps])
+
+
 def adder_forward(x, w, stride, padding):
     """-sum |x - w| over each window; x is NHWC, w is (kh, kw, c_in, c_out)."""
     kh, kw, oh, ow = _shapes(x, w, stride, padding)
     xp = _pad(x, kh, kw, stride, padding)
     out = None
     for dh, dw, xs in _offset_slices(xp, kh, kw, stride, oh, ow):
-        part = tf.reduce_sum(tf.abs(xs[..., :, None] - w[dh, dw]), axis=-2)
+        with _after(out):
+            part = tf.reduce_sum(tf.abs(xs[..., :, None] - w[dh, dw]), axis=-2)
         out = part if out is None else out + part
     return -out
 
@@ -65,11 +79,12 @@ def adder_input_grad(x, w, dy, stride, padding):
         tape.watch(x)
         xp = _pad(x, kh, kw, stride, padding)
         slices = list(_offset_slices(xp, kh, kw, stride, oh, ow))
-    cotangents = [
-        tf.reduce_sum(tf.clip_by_value(w[dh, dw] - xs[..., :, None], -1.0, 1.0)
-                      * dy[..., None, :], axis=-1)
-        for dh, dw, xs in slices
-    ]
+    cotangents = []
+    for dh, dw, xs in slices:
+        with _after(cotangents[-1] if cotangents else None):
+            cotangents.append(tf.reduce_sum(
+                tf.clip_by_value(w[dh, dw] - xs[..., :, None], -1.0, 1.0)
+                * dy[..., None, :], axis=-1))
     # The slicing is linear, so its transpose (the scatter back, padding
     # dropped) is exactly its vector-Jacobian product.
     return tape.gradient([s for _, _, s in slices], x, output_gradients=cotangents)
