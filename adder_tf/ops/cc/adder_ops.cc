@@ -22,6 +22,9 @@
 // Work is split over (image, row) with TensorFlow's intra-op thread pool.
 
 #include <algorithm>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -58,10 +61,29 @@ static inline vf loadu(const float* p) {
   return v;
 }
 static inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
-static inline vf bcast(float s) { return vf{} + s; }
+// One broadcast instruction (vf{} + s would add 0.0 first; a lane loop
+// becomes masked inserts).
+static inline vf bcast(float s) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(s);
+#elif defined(__AVX__)
+  return (vf)_mm256_set1_ps(s);
+#else
+  return s - vf{};
+#endif
+}
 static inline vf vabs(vf v) { return (vf)((vi)v & 0x7fffffff); }
+// vminps/vmaxps (the generic a < b ? a : b becomes compare + blend).
+#if defined(__AVX512F__)
+static inline vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
+static inline vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+#elif defined(__AVX__)
+static inline vf vmin(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
+static inline vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+#else
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+#endif
 
 // Register tiles. With 32 vector registers (AVX-512) the tiles can be wider.
 #if defined(__AVX512F__)
