@@ -172,9 +172,9 @@ def _model_loss_and_grads(path):
 
     with adder_ops.use_backend(path):
         concrete = step.get_concrete_function(x, labels)
-    op_types = {op.type for op in concrete.graph.get_operations()}
-    for f in concrete.graph._functions.values():
-        op_types |= {op.type for op in f.graph.get_operations()} if hasattr(f, "graph") else set()
+    graph_def = concrete.graph.as_graph_def()
+    op_types = {n.op for n in graph_def.node}
+    op_types |= {n.op for f in graph_def.library.function for n in f.node_def}
     loss, grads = step(x, labels)
     names = [v.path for v in model.trainable_variables]
     return loss.numpy(), [g.numpy() for g in grads], names, op_types
