@@ -18,7 +18,7 @@ from adder_tf.data import load_dataset
 from adder_tf.distill.trainer import DistillationTrainer
 from adder_tf.models import build_model
 from adder_tf.optim import AdderSGD, adder_filters
-from adder_tf.strategy import is_chief, make_strategy
+from adder_tf.strategy import is_chief, make_strategy, worker_dir
 from adder_tf.teacher import load_teacher
 
 
@@ -41,7 +41,7 @@ def train(config):
                 validation_data=data.test, callbacks=_callbacks(config, trainer),
                 verbose=config.verbose, shuffle=False)
     final = trainer.evaluate(data.test, verbose=0, return_dict=True)
-    results = _results(config, data, strategy, final, resumed_from, time.time() - start)
+    results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
     if is_chief():
         export_lib.export_run(trainer, config.model_dir)
         with open(os.path.join(config.model_dir, "results.json"), "w") as f:
@@ -86,20 +86,25 @@ def _build_trainer(config, data, total_steps):
 
 def _callbacks(config, trainer):
     from adder_tf.callbacks import NonFiniteGuard, DistillationLogger
-    logs = os.path.join(config.model_dir, "logs")
+    folder = worker_dir(config.model_dir)
+    os.makedirs(folder, exist_ok=True)
+    logs = os.path.join(folder, "logs")
     return [
         NonFiniteGuard(),
-        keras.callbacks.BackupAndRestore(os.path.join(config.model_dir, "backup"),
-                                         delete_checkpoint=False),
-        keras.callbacks.CSVLogger(os.path.join(config.model_dir, "history.csv"), append=True),
+        keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False),
+        keras.callbacks.CSVLogger(_history_path(config.model_dir), append=True),
         DistillationLogger(logs),
         keras.callbacks.TensorBoard(logs, histogram_freq=1, write_graph=False),
     ]
 
 
+def _history_path(model_dir):
+    return os.path.join(worker_dir(model_dir), "history.csv")
+
+
 def _completed_epochs(model_dir):
     """Epochs a previous run of this model_dir finished (0 for a fresh run)."""
-    path = os.path.join(model_dir, "history.csv")
+    path = _history_path(model_dir)
     if not os.path.exists(path):
         return 0
     with open(path) as f:
@@ -107,7 +112,7 @@ def _completed_epochs(model_dir):
 
 
 def _history(model_dir):
-    path = os.path.join(model_dir, "history.csv")
+    path = _history_path(model_dir)
     rows = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
     return [{k: float(row[k]) for k in rows.dtype.names} for row in rows]
 
@@ -116,13 +121,14 @@ def _pair(final, prefix):
     return {"top1": float(final[f"{prefix}top1"]), "top5": float(final[f"{prefix}top5"])}
 
 
-def _results(config, data, strategy, final, resumed_from, seconds):
+def _results(config, trainer, strategy, final, resumed_from, seconds):
     history = _history(config.model_dir)
     results = {
         "method": config.method, "arch": config.arch, "dataset": config.dataset,
         "epochs_completed": len(history), "resumed_from_epoch": resumed_from,
         "replicas": strategy.num_replicas_in_sync, "seed": config.seed,
         "student": _pair(final, ""),
+        "optimizer_steps": {"student": int(trainer.optimizer.iterations.numpy())},
         "train_seconds_this_session": round(seconds, 1),
         "config": {k: v for k, v in vars(config).items()},
         "history": history,
@@ -130,6 +136,8 @@ def _results(config, data, strategy, final, resumed_from, seconds):
     if config.has_teacher:
         results["teacher"] = _pair(final, "teacher_")
         results["teacher"]["mode"] = config.teacher
+        if trainer.teacher_optimizer is not None:
+            results["optimizer_steps"]["teacher"] = int(trainer.teacher_optimizer.iterations.numpy())
     best = max(history, key=lambda r: r.get("val_top1", 0.0), default=None)
     if best is not None and "val_top1" in best:
         results["student_best_epoch"] = {"epoch": int(best["epoch"]) + 1,

@@ -37,6 +37,19 @@ def is_chief():
         and "chief" not in _tf_config().get("cluster", {}))
 
 
+def worker_dir(model_dir):
+    """The folder this worker writes checkpoints and logs to.
+
+    Every worker must checkpoint (the collective ops need all of them in
+    the save), but only the chief's files are the run's: the chief writes
+    to model_dir, the others to model_dir/workertemp_<index>, as Keras 2's
+    multi-worker callbacks did, so that workers never overwrite each other.
+    """
+    if is_chief():
+        return model_dir
+    return os.path.join(model_dir, f"workertemp_{_tf_config().get('task', {}).get('index', 0)}")
+
+
 def _tf_config():
     raw = os.environ.get("TF_CONFIG", "")
     if not raw:

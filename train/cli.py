@@ -15,6 +15,9 @@ def run_main(main, argv, debug):
     from absl import logging
     from adder_tf.errors import UserError
     logging.set_verbosity(logging.WARNING)
+    if debug():
+        import keras
+        keras.config.disable_traceback_filtering()
     try:
         main(argv)
     except UserError as e:

@@ -82,6 +82,14 @@ class DistillationTrainer(keras.Model):
             self.teacher_optimizer.build(self.teacher.trainable_variables)
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # `initialize` has built every layer and both optimizers. Keras's own
+        # symbolic build would also pull a batch and reduce it across
+        # workers, which fails under MultiWorkerMirroredStrategy (an eager
+        # reduce of a PerReplica batch), so it is skipped once built.
+        if not self.built:
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def student_variables(self):
         head_vars = [v for h in self.student_heads + self.teacher_heads
@@ -126,7 +134,13 @@ class DistillationTrainer(keras.Model):
         self._trackers[f"{prefix}top5"].update_state(labels, logits)
 
     def _results(self, names=None):
-        return {n: m.result() for n, m in self._trackers.items() if names is None or n in names}
+        results = {n: m.result() for n, m in self._trackers.items() if names is None or n in names}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 reduces step logs across workers with a mean over axis 0,
+            # which fails on scalars (tensorflow/tensorflow#72388): hand it
+            # one-element vectors, which it reduces back to scalars.
+            results = {n: tf.reshape(v, [1]) for n, v in results.items()}
+        return results
 
     # -- losses --------------------------------------------------------------
     def student_loss(self, labels, s_logits, s_taps, t_logits, t_taps):

@@ -1,0 +1,97 @@
+"""Nothing a user trained is lost: kill -9 and resume, non-finite loss, several workers."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = ["--flagfile=flags/quickstart.cfg", "--steps_per_epoch=3", "--verbose=0", "--batch_size=32"]
+
+
+def command(*args):
+    return [sys.executable, os.path.join(ROOT, "train", "main.py"), *BASE, *args]
+
+
+def env(**extra):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def epochs_done(model_dir):
+    path = os.path.join(model_dir, "history.csv")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return max(len([line for line in f if line.strip()]) - 1, 0)
+
+
+def test_kill_9_then_same_command_resumes_with_optimizer_state(tmp_path):
+    args = command("--epochs=6", f"--model_dir={tmp_path}")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while epochs_done(tmp_path) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_after = epochs_done(tmp_path)
+    assert 2 <= killed_after < 6, killed_after
+    out = subprocess.run(args, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    with open(os.path.join(tmp_path, "results.json")) as f:
+        full = json.load(f)
+    # The resumed run starts after the last epoch whose checkpoint was written.
+    assert killed_after - 1 <= results["resumed_from_epoch"] <= killed_after
+    assert results["epochs_completed"] == 6
+    # Both optimizers' step counters (and so the cosine schedule) carried on.
+    assert full["optimizer_steps"] == {"student": 18, "teacher": 18}
+    assert [int(h["epoch"]) for h in full["history"]][-1] == 5
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    ok = subprocess.run(command("--epochs=1", f"--model_dir={tmp_path}"), cwd=ROOT, env=env(),
+                        capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    backup = os.path.join(tmp_path, "backup")
+    before = {name: os.path.getmtime(os.path.join(backup, name)) for name in os.listdir(backup)}
+    bad = subprocess.run(command("--epochs=3", "--lr=1e38", "--eta=0", f"--model_dir={tmp_path}"),
+                         cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    last = bad.stderr.strip().splitlines()[-1]
+    assert "loss became" in last and "epoch 2, step" in last, last
+    after = {name: os.path.getmtime(os.path.join(backup, name)) for name in os.listdir(backup)}
+    assert after == before   # the epoch-1 checkpoint was not overwritten
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_finish_one_run(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            command("--epochs=1", "--strategy=multi_worker", f"--model_dir={tmp_path}"),
+            cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+    with open(os.path.join(tmp_path, "results.json")) as f:
+        results = json.load(f)
+    assert results["replicas"] == 2 and results["epochs_completed"] == 1
+    assert os.path.exists(os.path.join(tmp_path, "export", "student", "saved_model.pb"))
+    # the non-chief checkpointed in its own folder, never over the chief's files
+    assert os.path.isdir(os.path.join(tmp_path, "workertemp_1", "backup"))
+    assert not os.path.exists(os.path.join(tmp_path, "workertemp_1", "export"))
