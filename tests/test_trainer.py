@@ -94,3 +94,14 @@ def test_every_method_trains_a_step():
         assert np.isfinite(logs["loss"][0]), method
         assert ("loss_kd" in logs) == (method in ("kd", "pkkd")), method
         assert ("loss_mid" in logs) == (method in ("mmd", "pkkd")), method
+
+
+@pytest.mark.parametrize("feature_loss", ["raw", "conv1x1", "kernel", "kernel_conv1x1"])
+def test_every_feature_loss_trains_and_lowers_its_term(feature_loss):
+    x, y = _batch(64)
+    trainer = _trainer("pkkd", feature_loss=feature_loss, alpha=1.0, beta=1.0)
+    logs = trainer.fit(tf.data.Dataset.from_tensors((x, y)).repeat(8), epochs=2, verbose=0).history
+    assert all(np.isfinite(v).all() for v in logs.values())
+    assert logs["loss_mid"][-1] < logs["loss_mid"][0]
+    uses_kernel = feature_loss.startswith("kernel")
+    assert all((h.kernel_transform is not None) == uses_kernel for h in trainer.student_heads)
