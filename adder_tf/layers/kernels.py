@@ -16,43 +16,39 @@ from keras import ops
 EXPONENT_LIMIT = 30.0   # exp(30) ~ 1e13: finite, and its square too
 
 
-@keras.saving.register_keras_serializable(package="adder_tf")
-class GaussianKernel(keras.layers.Layer):
-    """h = exp(-z / (2 sigma^2)) of a convolution's raw output z."""
+class _KernelTransform(keras.layers.Layer):
+    """A kernel with one learnable width per tapped layer, kept as log(sigma)."""
 
     def build(self, input_shape):
-        self.log_sigma = self.add_weight(name="log_sigma", shape=(),
-                                         initializer="zeros")
+        self.log_sigma = self.add_weight(name="log_sigma", shape=(), initializer="zeros")
+
+    def sigma(self):
+        return ops.exp(self.log_sigma)
+
+
+@keras.saving.register_keras_serializable(package="adder_tf")
+class GaussianKernel(_KernelTransform):
+    """h = exp(-z / (2 sigma^2)) of a convolution's raw output z."""
 
     def call(self, z):
         two_sigma_sq = 2.0 * ops.exp(2.0 * self.log_sigma)
         return ops.exp(ops.clip(-z / two_sigma_sq, -EXPONENT_LIMIT, EXPONENT_LIMIT))
 
     def initialize_from(self, z):
-        """2 sigma^2 = 2 mean|z|: the exponent is O(1) on typical features."""
+        """sigma^2 = mean|z|: the exponent is O(1) on typical features."""
         scale = max(float(ops.mean(ops.abs(z))), 1e-6)
         self.log_sigma.assign(0.5 * float(ops.log(scale)))
 
-    def sigma(self):
-        return ops.exp(self.log_sigma)
-
 
 @keras.saving.register_keras_serializable(package="adder_tf")
-class LaplaceKernel(keras.layers.Layer):
+class LaplaceKernel(_KernelTransform):
     """g = exp(-d / sigma) of an adder layer's l1 distance d = -output."""
-
-    def build(self, input_shape):
-        self.log_sigma = self.add_weight(name="log_sigma", shape=(),
-                                         initializer="zeros")
 
     def call(self, y):
         distance = ops.maximum(-y, 0.0)
-        return ops.exp(ops.maximum(-distance / ops.exp(self.log_sigma), -EXPONENT_LIMIT))
+        return ops.exp(ops.maximum(-distance / self.sigma(), -EXPONENT_LIMIT))
 
     def initialize_from(self, y):
         """sigma = mean distance: g is about exp(-1) and varies, not 0 or 1."""
         scale = max(float(ops.mean(ops.abs(y))), 1e-6)
         self.log_sigma.assign(float(ops.log(scale)))
-
-    def sigma(self):
-        return ops.exp(self.log_sigma)
