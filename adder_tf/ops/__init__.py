@@ -15,6 +15,11 @@ take the reference path (the compiled kernels are float32). "fast" raises `FastO
 the op cannot be built, and a clear error under jit_compile=True: train with
 jit_compile=False to get the fast kernels.
 
+The fast kernels run on TensorFlow's intra-op thread pool
+(`tf.config.threading.set_intra_op_parallelism_threads`), split over
+(image, row); each output element is written by one thread in a fixed order,
+so results are deterministic and independent of the thread count.
+
 The choice is made when a function is traced: a tf.function (or Keras
 model) traced under one backend keeps it. A SavedModel traced with the fast
 path contains the custom ops; load the library (`load_fast_library()`)

@@ -94,10 +94,15 @@ def build(cxx, out_path):
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out_path))
     os.close(fd)
-    cmd = ([cxx] + CXX_FLAGS + tf.sysconfig.get_compile_flags() + [SOURCE, "-o", tmp]
-           + tf.sysconfig.get_link_flags())
+    def command(flags):
+        return ([cxx] + flags + tf.sysconfig.get_compile_flags() + [SOURCE, "-o", tmp]
+                + tf.sysconfig.get_link_flags())
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(command(CXX_FLAGS), capture_output=True, text=True, timeout=600)
+        if res.returncode != 0 and "-march=native" in CXX_FLAGS:
+            # Some compilers/targets reject -march=native: build for the baseline ISA.
+            res = subprocess.run(command([f for f in CXX_FLAGS if f != "-march=native"]),
+                                 capture_output=True, text=True, timeout=600)
         if res.returncode != 0:
             tail = (res.stderr or res.stdout).strip().splitlines()[-5:]
             raise FastOpUnavailable("compiling the adder op failed: " + " | ".join(tail))
