@@ -17,8 +17,10 @@ jit_compile=False to get the fast kernels.
 
 The fast kernels run on TensorFlow's intra-op thread pool
 (`tf.config.threading.set_intra_op_parallelism_threads`), split over
-(image, row); each output element is written by one thread in a fixed order,
-so results are deterministic and independent of the thread count.
+(image, row); each element of the forward output and of the input gradient
+is written by one thread in a fixed order, so both are deterministic and
+independent of the thread count (the filter gradient is TensorFlow's own
+conv2d_backprop_filter).
 
 The choice is made when a function is traced: a tf.function (or Keras
 model) traced under one backend keeps it. A SavedModel traced with the fast
