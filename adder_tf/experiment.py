@@ -89,10 +89,13 @@ def _callbacks(config, trainer):
     folder = worker_dir(config.model_dir)
     os.makedirs(folder, exist_ok=True)
     logs = os.path.join(folder, "logs")
+    # The history row is written before the checkpoint: a kill between the
+    # two replays that epoch and `_history` keeps its last row.
     return [
         NonFiniteGuard(),
-        keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False),
         keras.callbacks.CSVLogger(_history_path(config.model_dir), append=True),
+        keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False,
+                                         double_checkpoint=True),
         DistillationLogger(logs),
         keras.callbacks.TensorBoard(logs, histogram_freq=1, write_graph=False),
     ]
@@ -103,18 +106,21 @@ def _history_path(model_dir):
 
 
 def _completed_epochs(model_dir):
-    """Epochs a previous run of this model_dir finished (0 for a fresh run)."""
-    path = _history_path(model_dir)
-    if not os.path.exists(path):
+    """Epochs the checkpoint in model_dir holds (0 for a fresh run)."""
+    path = os.path.join(worker_dir(model_dir), "backup", "training_metadata.json")
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError):
         return 0
-    with open(path) as f:
-        return max(sum(1 for line in f if line.strip()) - 1, 0)
 
 
 def _history(model_dir):
+    """Per-epoch logs; an epoch replayed after a kill keeps its last row."""
     path = _history_path(model_dir)
     rows = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
-    return [{k: float(row[k]) for k in rows.dtype.names} for row in rows]
+    by_epoch = {int(row["epoch"]): {k: float(row[k]) for k in rows.dtype.names} for row in rows}
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def _pair(final, prefix):
