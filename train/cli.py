@@ -6,6 +6,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA-probe noise on CPU
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def parse_flags(argv):
+    """absl's parser, with a bad or unreadable flag reported in one line."""
+    from absl import flags
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        message = " ".join(str(e).replace("ERROR:: ", "").split())
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_main(main, argv, debug):
     """Calls main(argv); a failure is one line on stderr and exit status 2.
 
@@ -23,11 +34,16 @@ def run_main(main, argv, debug):
     except UserError as e:
         if debug():
             raise
-        sys.exit(f"error: {e}")
+        _fail(f"error: {e}")
     except KeyboardInterrupt:
-        sys.exit("interrupted; run the same command again to resume")
+        _fail("interrupted; run the same command again to resume")
     except Exception as e:  # noqa: BLE001 - the one place that turns crashes into a line
         if debug():
             raise
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        sys.exit(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)")
+        _fail(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)")
+
+
+def _fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(2)

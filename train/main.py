@@ -61,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: cli.run_main(main, argv, lambda: F.debug))
+    app.run(lambda argv: cli.run_main(main, argv, lambda: F.debug), flags_parser=cli.parse_flags)
