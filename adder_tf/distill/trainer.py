@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from adder_tf.distill import losses
+from adder_tf.distill.baseline_losses import nst_loss
 from adder_tf.distill.heads import AlignmentHead
 
 METHODS = ("cnn", "ann", "bnn", "kd", "mmd", "pkkd")
@@ -148,7 +149,7 @@ class DistillationTrainer(keras.Model):
         ce = _average(losses.cross_entropy(labels, s_logits))
         terms = {"ce": ce}
         if self.method in ("kd", "pkkd"):
-            terms["kd"] = _average(losses.soft_cross_entropy(t_logits, s_logits, self.temperature))
+            terms["kd"] = _average(losses.soft_label_loss(t_logits, s_logits, self.temperature))
         if self.method == "pkkd":
             mids = [_average(losses.feature_mse(sh(s), th(tf.stop_gradient(t))))
                     for s, t, sh, th in zip(s_taps, t_taps, self.student_heads, self.teacher_heads)]
@@ -156,8 +157,7 @@ class DistillationTrainer(keras.Model):
             for i, m in enumerate(mids):
                 terms[f"mid_{i}"] = m
         if self.method == "mmd":
-            from adder_tf.distill.baseline_losses import nst_loss
-            terms["mid"] = _average(nst_loss([tf.stop_gradient(t) for t in t_taps], s_taps))
+            terms["mid"] = _average(nst_loss(t_taps, s_taps))
         total = ce + self.alpha * terms.get("kd", 0.0) + self.beta * terms.get("mid", 0.0)
         return total, terms
 
