@@ -1,0 +1,69 @@
+"""Tables and figures over many runs, beside the PKKD paper's numbers.
+
+    python train/report.py --runs=runs [--out=runs/report]
+
+Collects every results.json under --runs (recursively), groups runs that
+differ only by --seed (mean ± sample std, count), prints the Markdown tables
+(the paper's Tables 1-4 where runs fit them, and one row per group of every
+run found) and writes to --out: report.md, accuracy curves
+(accuracy_DATASET_ARCH.png) and CNN-vs-ANN weight histograms
+(weights_DATASET_ARCH_*.png).
+"""
+import os
+import sys
+
+import cli  # noqa: F401  (sets up the import path and logging first)
+from absl import app, flags
+
+from adder_tf.errors import UserError
+
+F = flags.FLAGS
+flags.DEFINE_string("runs", "", "Folder searched (recursively) for results.json files.")
+flags.DEFINE_string("out", "", "Folder for report.md and the PNG figures (default: RUNS/report).")
+flags.DEFINE_bool("curves", True, "Draw accuracy curves.")
+flags.DEFINE_bool("weights", True, "Draw weight histograms (loads the saved .keras models).")
+flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
+
+
+def _warn(message):
+    print(message, file=sys.stderr)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+    from adder_tf.report import collect, tables
+    runs = collect.load_runs(F.runs, warn=_warn)
+    groups = collect.group_runs(runs)
+    out = F.out or os.path.join(F.runs, "report")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create this folder ({e.strerror})")
+
+    figures, extra = [], []
+    if F.curves or F.weights:
+        from adder_tf.report import plots
+        if F.curves:
+            curves = plots.accuracy_curves(groups, out)
+            figures += [p for p, _ in curves]
+            if curves:
+                extra.append("\n".join(["## Accuracy curves", ""] + [
+                    f"![{caption}]({os.path.basename(p)})" for p, caption in curves]))
+        if F.weights:
+            written, section = plots.weight_histograms(groups, out, root=F.runs, warn=_warn)
+            figures += written
+            if section:
+                extra.append(section + "\n\n" + "\n".join(
+                    f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in written))
+
+    text = tables.render(groups, root=F.runs, extra=extra)
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)
+    print(f"report: {len(runs)} run(s) in {len(groups)} group(s) -> {path} and {len(figures)} figure(s)")
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: cli.run_main(main, argv, lambda: F.debug), flags_parser=cli.parse_flags)
