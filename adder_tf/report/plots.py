@@ -240,6 +240,11 @@ def weight_sources(groups):
     return out
 
 
+def _shown(folder, root):
+    rel = os.path.relpath(folder, root) if root else folder
+    return os.path.basename(os.path.abspath(folder)) if rel == "." else rel
+
+
 def weight_histograms(groups, out_dir, root=None, warn=print):
     """PNG files and a Markdown section with the fitted parameters."""
     written, rows = [], []
@@ -250,7 +255,7 @@ def weight_histograms(groups, out_dir, root=None, warn=print):
             warn(f"warning: weight histogram {dataset}/{arch}/{label}: cannot load a model ({type(e).__name__}: {e})")
             continue
         path = os.path.join(out_dir, f"weights_{_slug(dataset, arch, label)}.png")
-        where = ", ".join(os.path.relpath(f, root) if root else f for f in folders)
+        where = ", ".join(_shown(f, root) for f in folders)
         stats = weight_figure(cnn, ann, path, f"{arch} on {dataset}, {label.replace('_', ' ')} ({where})")
         if stats is None:
             warn(f"warning: weight histogram {dataset}/{arch}/{label}: no adder layers to compare")
