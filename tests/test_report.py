@@ -71,6 +71,10 @@ def test_seeds_group_with_mean_and_sample_std(tmp_path):
     assert tables.fmt_stat(s) == "93.00 ± 3.61 [3]"
     one = next(g for g in groups if g["alpha"] == 5.0).stat()
     assert (one.std, tables.fmt_stat(one)) == (0.0, "50.00 [1]")
+    assert g.repeated_seeds == []
+    write_run(tmp_path / "copy", seed=2, top1=0.97)
+    g = next(g for g in groups_under(tmp_path) if g["method"] == "pkkd" and g["alpha"] == 1.0)
+    assert (g.n, g.repeated_seeds) == (4, [2])
 
 
 def test_unreadable_results_are_skipped_and_empty_folder_is_an_error(tmp_path):

@@ -35,6 +35,11 @@ def main(argv):
     from adder_tf.report import collect, tables
     runs = collect.load_runs(F.runs, warn=_warn)
     groups = collect.group_runs(runs)
+    for g in groups:
+        if g.repeated_seeds:
+            where = ", ".join(r.path for r in g.runs if r.seed in g.repeated_seeds)
+            _warn(f"warning: the same settings and seed {g.repeated_seeds} in several folders "
+                  f"({where}); each counts as a run")
     out = F.out or os.path.join(F.runs, "report")
     try:
         os.makedirs(out, exist_ok=True)

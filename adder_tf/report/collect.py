@@ -90,6 +90,11 @@ class Group:
         modes = {(r.results.get("teacher") or {}).get("mode") or r.get("teacher") for r in self.runs}
         return modes.pop() if len(modes) == 1 else "mixed"
 
+    @property
+    def repeated_seeds(self):
+        seeds = [r.seed for r in self.runs]
+        return sorted({s for s in seeds if s is not None and seeds.count(s) > 1})
+
     def stat(self, who="student", metric="top1"):
         """Stat of e.g. ('student', 'top1') over the seeds, or None."""
         return Stat.of([(r.results.get(who) or {}).get(metric) for r in self.runs])
