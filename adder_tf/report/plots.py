@@ -277,7 +277,6 @@ def weight_histograms(groups, out_dir, root=None, warn=print):
         "layers of the same names (all but the stem conv and the classifier). Mean log-likelihood "
         "is per weight (nats; higher fits better); excess kurtosis is 0 for a Gaussian and 3 for "
         "a Laplace distribution. AdderNet (Chen et al. 2020) reports Gaussian-like CNN and "
-        "Laplacian-like ANN weights after full training; adder filters start from N(0, 1), so "
-        "short runs stay close to Gaussian.", "",
+        "Laplacian-like ANN weights; adder filters start from N(0, 1).", "",
         tables._table(header, rows)])
     return written, section
