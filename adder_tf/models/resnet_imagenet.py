@@ -8,7 +8,9 @@ pool and a dense classifier.
 
 The bottleneck puts its stride on the 3x3 layer, as torchvision and the
 AdderNet reference ResNet-50 do ("ResNet v1.5"); the original Caffe model
-strided the first 1x1. The stem conv and the classifier keep their
+strided the first 1x1 (`resnet_imagenet(..., stride_in_1x1=True)`, not
+registered: 3.86G instead of 4.09G multiply-accumulates, see
+docs/opcount.md). The stem conv and the classifier keep their
 multiplications in every flavour; the projections use the flavour's window
 layer, as in the AdderNet reference. Taps: every window layer of every
 block (two per BasicBlock, three per Bottleneck), not the projections.
@@ -25,12 +27,18 @@ WIDTHS = (64, 128, 256, 512)
 EXPANSION = 4
 
 
-def bottleneck_block(x, filters, stride, flavour, name, taps, sync_bn=False):
-    """1x1 (filters) - 3x3 (filters, stride) - 1x1 (4 * filters); the three are tapped."""
+def bottleneck_block(x, filters, stride, flavour, name, taps, sync_bn=False,
+                     stride_in_1x1=False):
+    """1x1 (filters) - 3x3 (filters) - 1x1 (4 * filters); the three are tapped.
+
+    The stride is on the 3x3 (v1.5), or on the first 1x1 with stride_in_1x1
+    (the original Caffe ResNet-50, v1).
+    """
     out = filters * EXPANSION
-    y = taps.add(window_layer(flavour, filters, 1, 1, f"{name}_conv1")(x))
+    s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+    y = taps.add(window_layer(flavour, filters, 1, s1, f"{name}_conv1")(x))
     y = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1", sync_bn)(y))
-    y = taps.add(window_layer(flavour, filters, 3, stride, f"{name}_conv2")(y))
+    y = taps.add(window_layer(flavour, filters, 3, s3, f"{name}_conv2")(y))
     y = layers.ReLU(name=f"{name}_relu2")(batch_norm(f"{name}_bn2", sync_bn)(y))
     y = taps.add(window_layer(flavour, out, 1, 1, f"{name}_conv3")(y))
     y = batch_norm(f"{name}_bn3", sync_bn)(y)
@@ -41,9 +49,15 @@ def bottleneck_block(x, filters, stride, flavour, name, taps, sync_bn=False):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def resnet_imagenet(arch, flavour, input_shape, num_classes, sync_bn=False):
+def resnet_imagenet(arch, flavour, input_shape, num_classes, sync_bn=False,
+                    stride_in_1x1=False):
+    """The registered builder; stride_in_1x1=True gives the v1 bottleneck."""
     kind, blocks = LAYOUTS[arch]
-    block_fn = basic_block if kind == "basic" else bottleneck_block
+    if kind == "basic":
+        block_fn = basic_block
+    else:
+        def block_fn(*args):
+            return bottleneck_block(*args, stride_in_1x1=stride_in_1x1)
     inputs = keras.Input(shape=input_shape, name="image")
     taps = Taps()
     x = stem(inputs, 64, sync_bn=sync_bn, kernel_size=7, strides=2)
