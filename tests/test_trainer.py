@@ -17,7 +17,8 @@ def _batch(n=32, seed=0):
 
 def _trainer(method="pkkd", lr=0.1, teacher_lr=0.1, teacher=None, **kwargs):
     keras.utils.set_random_seed(0)
-    student = build_model("resnet8", "adder" if method != "cnn" else "conv", (8, 8, 1), 10)
+    flavour = {"cnn": "conv", "bnn": "binary"}.get(method, "adder")
+    student = build_model("resnet8", flavour, (8, 8, 1), 10)
     if teacher is None and method in ("kd", "mmd", "pkkd"):
         teacher = build_model("resnet8", "conv", (8, 8, 1), 10)
     trainer = DistillationTrainer(student, teacher, method=method, **kwargs)
@@ -89,7 +90,7 @@ def test_pkkd_stays_finite_for_hundreds_of_steps_at_lr_0_1(weight):
 def test_every_method_trains_a_step():
     x, y = _batch()
     ds = tf.data.Dataset.from_tensors((x, y))
-    for method in ("cnn", "ann", "kd", "mmd", "pkkd"):
+    for method in ("cnn", "ann", "bnn", "kd", "mmd", "pkkd"):
         logs = _trainer(method).fit(ds, epochs=1, verbose=0).history
         assert np.isfinite(logs["loss"][0]), method
         assert ("loss_kd" in logs) == (method in ("kd", "pkkd")), method
