@@ -57,3 +57,46 @@ def test_no_gradient_reaches_the_teacher():
         loss = tf.reduce_sum(nst_loss([t], [s])) + tf.reduce_sum(hinton_kd(t[:, 0, 0], s[:, 0, 0]))
     assert tape.gradient(loss, t) is None
     assert tape.gradient(loss, s) is not None
+
+
+def test_keras_distillation_interface():
+    import keras
+    from adder_tf.distill import baseline_losses as bl
+    if not hasattr(bl, "KDLoss"):
+        import pytest
+        pytest.skip("this Keras has no keras.distillation")
+    assert isinstance(bl.KDLoss(), keras.distillation.DistillationLoss)
+    rng = np.random.default_rng(4)
+    t, s = tf.constant(rng.normal(size=(3, 5))), tf.constant(rng.normal(size=(3, 5)))
+    kd = bl.KDLoss(temperature=4.0)
+    np.testing.assert_allclose(kd.compute_loss(t, s), np.mean(hinton_kd(t, s, 4.0)), rtol=1e-7)
+    assert bl.KDLoss.from_config(kd.get_config()).temperature == 4.0
+    ft, fs = tf.constant(rng.normal(size=(2, 4, 4, 3))), tf.constant(rng.normal(size=(2, 2, 2, 3)))
+    nst = bl.NSTLoss("a", "b")
+    np.testing.assert_allclose(nst.compute_loss([ft], [fs]), np.mean(nst_pair(ft, fs)), rtol=1e-7)
+    np.testing.assert_allclose(nst.compute_loss(ft, fs), np.mean(nst_pair(ft, fs)), rtol=1e-7)
+    assert bl.NSTLoss.from_config(nst.get_config()).student_layer_name == "b"
+
+
+def test_kd_loss_trains_a_student_in_keras_distiller():
+    import keras
+    from adder_tf.distill import baseline_losses as bl
+    if not hasattr(bl, "KDLoss"):
+        import pytest
+        pytest.skip("this Keras has no keras.distillation")
+
+    def net(name):
+        inputs = keras.Input((6, 6, 2))
+        x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        x = keras.layers.Flatten()(x)
+        return keras.Model(inputs, keras.layers.Dense(3)(x), name=name)
+    teacher, student = net("teacher"), net("student")
+    distiller = keras.distillation.Distiller(
+        teacher=teacher, student=student,
+        distillation_losses=[bl.KDLoss(2.0), bl.NSTLoss("conv", "conv")],
+        distillation_loss_weights=[1.0, 1.0], student_loss_weight=0.5)
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(8, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 8)
+    history = distiller.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
