@@ -27,6 +27,18 @@ def window_layer(flavour, filters, kernel_size, strides=1, name=None):
     raise ValueError(f"unknown flavour {flavour!r}; expected one of {FLAVOURS}")
 
 
+def activation(flavour, name):
+    """ReLU, except before 1-bit layers: sign(ReLU(x)) would be +1 everywhere.
+
+    In the binary flavour the sign inside the next BinaryConv2D is the
+    non-linearity, and BatchNorm before it centres what it binarises (the
+    BN -> sign -> XNOR-conv order of XNOR-Net and Bi-Real Net).
+    """
+    if flavour == "binary":
+        return layers.Identity(name=name)
+    return layers.ReLU(name=name)
+
+
 def batch_norm(name, sync=False):
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                                      synchronized=sync, name=name)
@@ -46,21 +58,21 @@ class Taps:
 def basic_block(x, filters, stride, flavour, name, taps, sync_bn=False):
     """ResNet BasicBlock; both window layers are tapped, the shortcut is not."""
     y = taps.add(window_layer(flavour, filters, 3, stride, f"{name}_conv1")(x))
-    y = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1", sync_bn)(y))
+    y = activation(flavour, f"{name}_relu1")(batch_norm(f"{name}_bn1", sync_bn)(y))
     y = taps.add(window_layer(flavour, filters, 3, 1, f"{name}_conv2")(y))
     y = batch_norm(f"{name}_bn2", sync_bn)(y)
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = window_layer(flavour, filters, 1, stride, f"{name}_proj")(x)
         shortcut = batch_norm(f"{name}_proj_bn", sync_bn)(shortcut)
-    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
+    return activation(flavour, f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def stem(x, filters, name="stem", sync_bn=False, kernel_size=3, strides=1):
+def stem(x, filters, name="stem", sync_bn=False, kernel_size=3, strides=1, flavour="conv"):
     """First layer: always a real convolution (it sees raw pixels)."""
     x = layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    return layers.ReLU(name=f"{name}_relu")(batch_norm(f"{name}_bn", sync_bn)(x))
+    return activation(flavour, f"{name}_relu")(batch_norm(f"{name}_bn", sync_bn)(x))
 
 
 def classifier(x, num_classes):

@@ -15,7 +15,7 @@ def resnet_cifar(arch, flavour, input_shape, num_classes, sync_bn=False):
     blocks_per_stage = (DEPTHS[arch] - 2) // 6
     inputs = keras.Input(shape=input_shape, name="image")
     taps = Taps()
-    x = stem(inputs, 16, sync_bn=sync_bn)
+    x = stem(inputs, 16, sync_bn=sync_bn, flavour=flavour)
     for stage, filters in enumerate((16, 32, 64), start=1):
         for block in range(1, blocks_per_stage + 1):
             stride = 2 if stage > 1 and block == 1 else 1

@@ -19,7 +19,7 @@ import keras
 from keras import layers
 
 from adder_tf.models import registry
-from adder_tf.models.blocks import (Taps, assemble, basic_block, batch_norm, classifier,
+from adder_tf.models.blocks import (Taps, activation, assemble, basic_block, batch_norm, classifier,
                                     stem, window_layer)
 
 LAYOUTS = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet50": ("bottleneck", (3, 4, 6, 3))}
@@ -37,16 +37,16 @@ def bottleneck_block(x, filters, stride, flavour, name, taps, sync_bn=False,
     out = filters * EXPANSION
     s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
     y = taps.add(window_layer(flavour, filters, 1, s1, f"{name}_conv1")(x))
-    y = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1", sync_bn)(y))
+    y = activation(flavour, f"{name}_relu1")(batch_norm(f"{name}_bn1", sync_bn)(y))
     y = taps.add(window_layer(flavour, filters, 3, s3, f"{name}_conv2")(y))
-    y = layers.ReLU(name=f"{name}_relu2")(batch_norm(f"{name}_bn2", sync_bn)(y))
+    y = activation(flavour, f"{name}_relu2")(batch_norm(f"{name}_bn2", sync_bn)(y))
     y = taps.add(window_layer(flavour, out, 1, 1, f"{name}_conv3")(y))
     y = batch_norm(f"{name}_bn3", sync_bn)(y)
     shortcut = x
     if stride != 1 or x.shape[-1] != out:
         shortcut = window_layer(flavour, out, 1, stride, f"{name}_proj")(x)
         shortcut = batch_norm(f"{name}_proj_bn", sync_bn)(shortcut)
-    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
+    return activation(flavour, f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
 def resnet_imagenet(arch, flavour, input_shape, num_classes, sync_bn=False,
@@ -60,7 +60,7 @@ def resnet_imagenet(arch, flavour, input_shape, num_classes, sync_bn=False,
             return bottleneck_block(*args, stride_in_1x1=stride_in_1x1)
     inputs = keras.Input(shape=input_shape, name="image")
     taps = Taps()
-    x = stem(inputs, 64, sync_bn=sync_bn, kernel_size=7, strides=2)
+    x = stem(inputs, 64, sync_bn=sync_bn, kernel_size=7, strides=2, flavour=flavour)
     x = layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
     for stage, (filters, count) in enumerate(zip(WIDTHS, blocks), start=1):
         for block in range(1, count + 1):
