@@ -60,8 +60,10 @@ class BinaryConv2D(keras.layers.Layer):
     `layer.kernel`, full precision: it is what the optimizer updates). The
     forward pass is `conv2d(sign(x), sign(W)) * alpha` with alpha = mean|W|
     per output channel; see the module docstring for the exact variant and
-    its straight-through gradients. Follow it with BatchNorm. The network's
-    first layer and classifier stay full precision, as in the BNN papers.
+    its straight-through gradients. Follow it with BatchNorm, and feed it a
+    signed, centred input (BatchNorm, no ReLU in between: sign(ReLU(x)) is
+    +1 everywhere); the models' binary flavour does so. The network's first
+    layer and classifier stay full precision, as in the BNN papers.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="same",
