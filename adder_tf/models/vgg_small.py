@@ -26,9 +26,10 @@ def vgg_small(arch, flavour, input_shape, num_classes, sync_bn=False):
     for i, filters in enumerate(WIDTHS[1:], start=1):
         x = taps.add(window_layer(flavour, filters, 3, 1, f"conv{i}")(x))
         # Pool before BatchNorm (XNOR-Net's order), in every flavour so they
-        # stay identical: for ReLU nets it is the same function (max-pool
-        # commutes with a monotone BN + ReLU), and a 1-bit net needs it, since
-        # a max-pool after BN would leave the next sign almost always +1.
+        # stay identical. For ReLU nets this changes little (max-pool commutes
+        # with BN + ReLU where BN's scale is positive; BN's statistics are
+        # then those of the pooled map); a 1-bit net needs it, since a
+        # max-pool after BN would leave the next sign almost always +1.
         if i in POOL_AFTER:
             x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
         x = activation(flavour, f"relu{i}")(batch_norm(f"bn{i}", sync_bn)(x))
