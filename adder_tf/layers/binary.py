@@ -30,7 +30,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from adder_tf.ops.geometry import normalize_padding, output_size
+from adder_tf.layers.window import WindowLayer
+from adder_tf.ops.geometry import normalize_padding
 
 
 @tf.custom_gradient
@@ -53,7 +54,7 @@ def binary_conv2d(x, kernel, strides=1, padding="same"):
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
-class BinaryConv2D(keras.layers.Layer):
+class BinaryConv2D(WindowLayer):
     """2-D convolution with 1-bit activations and 1-bit, channel-scaled weights.
 
     Built like `keras.layers.Conv2D` (NHWC, kernel (kh, kw, c_in, c_out) in
@@ -66,56 +67,7 @@ class BinaryConv2D(keras.layers.Layer):
     layer and classifier stay full precision, as in the BNN papers.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same",
-                 kernel_initializer="he_normal", kernel_regularizer=None, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        strides = _pair(strides, "strides")
-        if strides[0] != strides[1]:
-            raise ValueError(f"BinaryConv2D needs equal strides, got {strides}")
-        self.strides = strides
-        self.padding = normalize_padding(padding)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
-
-    def build(self, input_shape):
-        c_in = input_shape[-1]
-        if c_in is None:
-            raise ValueError("BinaryConv2D needs a known channel count")
-        self.kernel = self.add_weight(
-            name="kernel", shape=(*self.kernel_size, c_in, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer)
-
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
         w = ops.cast(ops.convert_to_tensor(self.kernel), self.compute_dtype)
         return binary_conv2d(x, w, self.strides[0], self.padding)
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, _ = input_shape
-        s = self.strides[0]
-        oh = None if h is None else output_size(h, self.kernel_size[0], s, self.padding)
-        ow = None if w is None else output_size(w, self.kernel_size[1], s, self.padding)
-        return (b, oh, ow, self.filters)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters, kernel_size=self.kernel_size,
-            strides=self.strides, padding=self.padding,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
-        )
-        return config
-
-
-def _pair(v, name):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
-    return v
