@@ -23,8 +23,7 @@ import time
 
 import tensorflow as tf
 
-from adder_tf.ops.adder_reference import adder_filter_grad
-from adder_tf.ops.geometry import normalize_padding
+from adder_tf.ops.adder_reference import with_adder_gradients
 
 log = logging.getLogger("adder_tf")
 
@@ -164,14 +163,5 @@ def adder_input_grad_fast(x, w, dy, stride, padding):
 
 def adder_conv2d_fast(x, w, strides=1, padding="same"):
     """Adder convolution with the AdderNet gradients, compiled CPU kernels (float32)."""
-    padding = normalize_padding(padding)
     load(raise_on_error=True)
-
-    @tf.custom_gradient
-    def _adder(x, w):
-        def grad(dy):
-            return (adder_input_grad_fast(x, w, dy, strides, padding),
-                    adder_filter_grad(x, w, dy, strides, padding))
-        return adder_forward_fast(x, w, strides, padding), grad
-
-    return _adder(x, w)
+    return with_adder_gradients(adder_forward_fast, adder_input_grad_fast, x, w, strides, padding)

@@ -90,15 +90,24 @@ def adder_input_grad(x, w, dy, stride, padding):
     return tape.gradient([s for _, _, s in slices], x, output_gradients=cotangents)
 
 
-def adder_conv2d_reference(x, w, strides=1, padding="same"):
-    """Adder convolution with the AdderNet gradients, in plain TF ops."""
+def with_adder_gradients(forward, input_grad, x, w, strides, padding):
+    """forward(x, w) with AdderNet's backward: input_grad for x, eq. 5 for w.
+
+    Every path shares this wrapper and the filter gradient; paths differ only
+    in how they compute the forward and the input gradient.
+    """
     padding = normalize_padding(padding)
 
     @tf.custom_gradient
     def _adder(x, w):
         def grad(dy):
-            return (adder_input_grad(x, w, dy, strides, padding),
+            return (input_grad(x, w, dy, strides, padding),
                     adder_filter_grad(x, w, dy, strides, padding))
-        return adder_forward(x, w, strides, padding), grad
+        return forward(x, w, strides, padding), grad
 
     return _adder(x, w)
+
+
+def adder_conv2d_reference(x, w, strides=1, padding="same"):
+    """Adder convolution with the AdderNet gradients, in plain TF ops."""
+    return with_adder_gradients(adder_forward, adder_input_grad, x, w, strides, padding)
