@@ -16,9 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from adder_tf.config import FEATURE_LOSSES
 from adder_tf.layers.kernels import GaussianKernel, LaplaceKernel
 
-FEATURE_LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
 
 
 def standardize(z, epsilon=1e-5):

@@ -15,12 +15,10 @@ Every step:
 import keras
 import tensorflow as tf
 
+from adder_tf.config import METHODS, TEACHER_METHODS
 from adder_tf.distill import losses
 from adder_tf.distill.baseline_losses import nst_loss
 from adder_tf.distill.heads import AlignmentHead
-
-METHODS = ("cnn", "ann", "bnn", "kd", "mmd", "pkkd")
-TEACHER_METHODS = ("kd", "mmd", "pkkd")
 
 
 def _average(per_example):

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 
+from adder_tf.config import TEACHER_METHODS
 from adder_tf.errors import UserError
 
 # Config entries that do not change what is trained.
@@ -19,7 +20,6 @@ IGNORED = frozenset({"seed", "model_dir", "data_dir", "data_path", "teacher_path
                      "strategy", "verbose", "debug"})
 # Entries that only matter when the method has a teacher.
 TEACHER_ONLY = ("teacher", "feature_loss", "alpha", "beta", "temperature")
-TEACHER_METHODS = ("kd", "mmd", "pkkd")
 
 
 @dataclasses.dataclass
