@@ -11,7 +11,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from adder_tf import export as export_lib
 from adder_tf.data import load_dataset

@@ -201,10 +201,7 @@ def weight_figure(cnn, ann, path, title):
 def _load(path):
     import keras
     import adder_tf.layers  # noqa: F401  (registers the custom layers)
-    try:
-        import adder_tf.layers.binary  # noqa: F401
-    except ImportError:
-        pass
+    import adder_tf.layers.binary  # noqa: F401
     return keras.saving.load_model(path, compile=False)
 
 
