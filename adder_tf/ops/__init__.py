@@ -80,6 +80,16 @@ def fast_available():
     return adder_fast.available()
 
 
+def build_info():
+    """How the compiled op was built and what it runs: ISA, vector width, flags, fallbacks.
+
+    Builds (or loads) the op if that has not happened yet; `isa` is None when
+    it is unavailable, and `error` says why.
+    """
+    adder_fast.load()
+    return adder_fast.build_info()
+
+
 def load_fast_library():
     """Load the compiled op (so SavedModels that contain it can be loaded); raises if impossible."""
     return adder_fast.load(raise_on_error=True)
@@ -131,4 +141,4 @@ def adder_conv2d(x, w, strides=1, padding="same"):
 
 __all__ = ["adder_conv2d", "adder_conv2d_reference", "adder_conv2d_fast",
            "set_backend", "get_backend", "use_backend", "resolve_backend",
-           "fast_available", "load_fast_library", "FastOpUnavailable", "BACKENDS"]
+           "fast_available", "build_info", "load_fast_library", "FastOpUnavailable", "BACKENDS"]

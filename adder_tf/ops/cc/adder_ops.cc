@@ -1,35 +1,27 @@
-// Adder convolution (AdderNet) as TensorFlow CPU ops.
+// Adder convolution (AdderNet) as TensorFlow CPU ops: the TensorFlow glue.
 //
 //   AdderTfConv2D:          y[b,i,j,o] = -sum_{dh,dw,c} |xpad[b,i*s+dh,j*s+dw,c] - w[dh,dw,c,o]|
 //   AdderTfConv2DInputGrad: dx[b,h,v,c] = sum over the (i,j,dh,dw) whose window reads x[b,h,v,c]
 //                                         of sum_o clip(w[dh,dw,c,o] - x[b,h,v,c], -1, 1) * dy[b,i,j,o]
+//   AdderTfBuildInfo:       the vector ISA and width the kernels were compiled for.
 //
 // NHWC input, kernel (kh, kw, c_in, c_out), TensorFlow SAME/VALID padding
 // (zero padding: padded taps contribute |0 - w| to the forward, as in the
 // reference). The filter gradient is not here: it is a convolution's filter
 // gradient minus a rank-one term, which TensorFlow already does well.
 //
-// Both kernels are written with GCC vector extensions (one vector = VL
-// floats: 16 with AVX-512, 8 otherwise), keep a small tile of accumulators in
-// registers and never build an im2col buffer:
-//   forward:    tile = P output positions of one row x NV vectors of c_out;
-//               inner loop over the K = kh*kw*c_in taps, w packed as (K, c_out).
-//   input grad: gather form, tile = P input positions of one row (same
-//               column residue mod stride, so they share the valid kernel
-//               offsets) x one vector of c_in; inner loop over c_out, w packed
-//               as (kh, kw, c_out, c_in). Each input position is written by
-//               exactly one work item, so threads never race.
-// Work is split over (image, row) with TensorFlow's intra-op thread pool.
+// The arithmetic lives in adder_kernels.cc, compiled separately with the
+// best -march the CPU accepts; this file only checks shapes, packs buffers
+// and splits work over (image, row) with TensorFlow's intra-op thread pool.
 
 #include <algorithm>
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <memory>
+#include <string>
 
+#include "adder_kernels.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -45,73 +37,6 @@ using tensorflow::Tensor;
 using tensorflow::TensorShape;
 using tensorflow::errors::InvalidArgument;
 namespace shape_inference = tensorflow::shape_inference;
-
-#if defined(__AVX512F__)
-constexpr int VL = 16;
-#else
-constexpr int VL = 8;
-#endif
-
-typedef float vf __attribute__((vector_size(VL * 4)));
-typedef int32_t vi __attribute__((vector_size(VL * 4)));
-
-static inline vf loadu(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-static inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
-// One broadcast instruction (vf{} + s would add 0.0 first; a lane loop
-// becomes masked inserts).
-static inline vf bcast(float s) {
-#if defined(__AVX512F__)
-  return (vf)_mm512_set1_ps(s);
-#elif defined(__AVX__)
-  return (vf)_mm256_set1_ps(s);
-#else
-  return s - vf{};
-#endif
-}
-static inline vf vabs(vf v) { return (vf)((vi)v & 0x7fffffff); }
-// vminps/vmaxps (the generic a < b ? a : b becomes compare + blend).
-#if defined(__AVX512F__)
-static inline vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
-static inline vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
-#elif defined(__AVX__)
-static inline vf vmin(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
-static inline vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
-#else
-static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
-static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
-#endif
-
-// a + b issued as fma(a, 1, b): on CPUs with separate add and FMA pipes
-// (AMD Zen 4) this moves the subtraction off the add pipes, which the
-// accumulation already keeps busy. Same rounding as a plain add.
-static inline vf add_on_fma(vf a, vf b) {
-#if defined(__AVX512F__)
-  return (vf)_mm512_fmadd_ps((__m512)a, _mm512_set1_ps(1.0f), (__m512)b);
-#elif defined(__FMA__)
-  return (vf)_mm256_fmadd_ps((__m256)a, _mm256_set1_ps(1.0f), (__m256)b);
-#else
-  return a + b;
-#endif
-}
-
-// Register tiles. With 32 vector registers (AVX-512) the tiles can be wider.
-#if defined(__AVX512F__)
-constexpr int FWD_P_SMALL = 8;  // positions per tile when NV <= 2
-constexpr int FWD_P_LARGE = 4;  // positions per tile when NV > 2
-constexpr int BWD_P = 8;
-#else
-constexpr int FWD_P_SMALL = 4;
-constexpr int FWD_P_LARGE = 2;
-constexpr int BWD_P = 4;
-#endif
-
-struct Geometry {
-  int64_t B, H, W, C, O, kh, kw, s, OH, OW, pt, pl;
-};
 
 static tensorflow::Status MakeGeometry(const TensorShape& xs, const TensorShape& ws,
                                        int stride, const std::string& padding,
@@ -159,75 +84,6 @@ struct Buffer {
 
 static inline int64_t RoundUp(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
-// ---------------------------------------------------------------- forward
-
-// One output row (b, i), output-channel vectors [v0, v0 + NV), all columns.
-// wp: (K, Op) holding -w, Op = c_out rounded up to VL, zero filled.
-template <int NV, int P>
-static void ForwardRow(const Geometry& g, const float* x, const float* wp, int64_t Op,
-                       const float* zeros, float* y, int64_t b, int64_t i, int64_t v0) {
-  const int64_t C = g.C;
-  for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
-    vf acc[P][NV];
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[p][v] = vf{};
-    for (int64_t dh = 0; dh < g.kh; ++dh) {
-      const int64_t ih = i * g.s + dh - g.pt;
-      const bool row_ok = ih >= 0 && ih < g.H;
-      const float* xrow = x + ((b * g.H + (row_ok ? ih : 0)) * g.W) * C;
-      for (int64_t dw = 0; dw < g.kw; ++dw) {
-        const float* xp[P];
-#pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) {
-          const int64_t j = j0 + p;
-          const int64_t iw = j * g.s + dw - g.pl;
-          xp[p] = (row_ok && j < g.OW && iw >= 0 && iw < g.W) ? xrow + iw * C : zeros;
-        }
-        const float* wk = wp + (dh * g.kw + dw) * C * Op + v0 * VL;
-        for (int64_t c = 0; c < C; ++c) {
-          vf wv[NV];
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) wv[v] = *reinterpret_cast<const vf*>(wk + c * Op + v * VL);
-#pragma GCC unroll 16
-          for (int p = 0; p < P; ++p) {
-            const vf xb = bcast(xp[p][c]);
-#pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) acc[p][v] += vabs(add_on_fma(xb, wv[v]));
-          }
-        }
-      }
-    }
-    for (int p = 0; p < P; ++p) {
-      const int64_t j = j0 + p;
-      if (j >= g.OW) break;
-      float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
-      for (int v = 0; v < NV; ++v) {
-        const int64_t o = (v0 + v) * VL;
-        const vf r = -acc[p][v];
-        if (o + VL <= g.O) {
-          storeu(yp + o, r);
-        } else if (o < g.O) {
-          float tmp[VL];
-          storeu(tmp, r);
-          std::memcpy(yp + o, tmp, (g.O - o) * sizeof(float));
-        }
-      }
-    }
-  }
-}
-
-template <int NV, int P>
-static void ForwardRowAllBlocks(const Geometry& g, const float* x, const float* wp, int64_t Op,
-                                const float* zeros, float* y, int64_t b, int64_t i) {
-  const int64_t nvec = Op / VL;
-  int64_t v0 = 0;
-  for (; v0 + NV <= nvec; v0 += NV) ForwardRow<NV, P>(g, x, wp, Op, zeros, y, b, i, v0);
-  // Remaining vectors (fewer than NV).
-  for (; v0 < nvec; ++v0) ForwardRow<1, FWD_P_SMALL>(g, x, wp, Op, zeros, y, b, i, v0);
-}
-
 class AdderConv2DOp : public OpKernel {
  public:
   explicit AdderConv2DOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -243,29 +99,16 @@ class AdderConv2DOp : public OpKernel {
     Tensor* yt = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({g.B, g.OH, g.OW, g.O}), &yt));
     if (yt->NumElements() == 0) return;
+    const int64_t VL = VectorWidth();
     const int64_t K = g.kh * g.kw * g.C;
     const int64_t Op = RoundUp(g.O, VL);
     Buffer wp(K * Op);
-    const float* w = wt.flat<float>().data();
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t o = 0; o < g.O; ++o) wp.p[k * Op + o] = -w[k * g.O + o];
+    PackForwardWeights(g, wt.flat<float>().data(), Op, wp.p);
     Buffer zeros(g.C + VL);
     const float* x = xt.flat<float>().data();
     float* y = yt->flat<float>().data();
-    const int64_t nvec = Op / VL;
-
     auto work = [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t b = r / g.OH, i = r % g.OH;
-        if (nvec >= 4)
-          ForwardRowAllBlocks<4, FWD_P_LARGE>(g, x, wp.p, Op, zeros.p, y, b, i);
-        else if (nvec == 3)
-          ForwardRowAllBlocks<3, FWD_P_LARGE>(g, x, wp.p, Op, zeros.p, y, b, i);
-        else if (nvec == 2)
-          ForwardRowAllBlocks<2, FWD_P_SMALL>(g, x, wp.p, Op, zeros.p, y, b, i);
-        else
-          ForwardRowAllBlocks<1, FWD_P_SMALL>(g, x, wp.p, Op, zeros.p, y, b, i);
-      }
+      ForwardRows(g, x, wp.p, Op, zeros.p, y, begin, end);
     };
     const int64_t cost = std::max<int64_t>(g.OW * K * Op * 3, 1);
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
@@ -276,64 +119,6 @@ class AdderConv2DOp : public OpKernel {
   int stride_;
   std::string padding_;
 };
-
-// ------------------------------------------------------------- input grad
-
-// Input row (b, h), input columns r, r + s, r + 2s, ... (one residue class
-// modulo the stride), channel vector cv. xq/dxq: (B, H, W, Cp).
-// wt: (kh, kw, O, Cp). dy: (B, OH, OW, O).
-template <int P>
-static void InputGradRow(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
-                         const float* dy, const float* zeros, float* dxq,
-                         int64_t b, int64_t h, int64_t r, int64_t cv) {
-  const int64_t O = g.O, s = g.s;
-  const int64_t ncols = r < g.W ? (g.W - r + s - 1) / s : 0;
-  for (int64_t t0 = 0; t0 < ncols; t0 += P) {
-    vf xr[P], acc[P];
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
-      const int64_t iw = r + (t0 + p) * s;
-      xr[p] = (t0 + p < ncols)  // -x
-                  ? -*reinterpret_cast<const vf*>(xq + ((b * g.H + h) * g.W + iw) * Cp + cv * VL)
-                  : vf{};
-      acc[p] = vf{};
-    }
-    for (int64_t dh = 0; dh < g.kh; ++dh) {
-      const int64_t ti = h + g.pt - dh;
-      if (ti < 0 || ti % s) continue;
-      const int64_t i = ti / s;
-      if (i >= g.OH) continue;
-      const float* dyrow = dy + (b * g.OH + i) * g.OW * O;
-      for (int64_t dw = 0; dw < g.kw; ++dw) {
-        const int64_t tj = r + g.pl - dw;  // iw + pl - dw = tj + s * (t0 + p)
-        if (((tj % s) + s) % s) continue;
-        const int64_t jbase = (tj >= 0 ? tj / s : -((-tj) / s)) + t0;
-        const float* dp[P];
-#pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) {
-          const int64_t j = jbase + p;
-          dp[p] = (t0 + p < ncols && j >= 0 && j < g.OW) ? dyrow + j * O : zeros;
-        }
-        const float* wk = wt + (dh * g.kw + dw) * O * Cp + cv * VL;
-        const vf one = bcast(1.0f), mone = bcast(-1.0f);
-        for (int64_t o = 0; o < O; ++o) {
-          const vf wv = *reinterpret_cast<const vf*>(wk + o * Cp);
-#pragma GCC unroll 16
-          for (int p = 0; p < P; ++p) {
-            const vf d = vmin(vmax(add_on_fma(wv, xr[p]), mone), one);
-            acc[p] += d * bcast(dp[p][o]);
-          }
-        }
-      }
-    }
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
-      if (t0 + p >= ncols) break;
-      const int64_t iw = r + (t0 + p) * s;
-      *reinterpret_cast<vf*>(dxq + ((b * g.H + h) * g.W + iw) * Cp + cv * VL) = acc[p];
-    }
-  }
-}
 
 class AdderConv2DInputGradOp : public OpKernel {
  public:
@@ -354,18 +139,15 @@ class AdderConv2DInputGradOp : public OpKernel {
     Tensor* dxt = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, xt.shape(), &dxt));
     if (dxt->NumElements() == 0) return;
+    const int64_t VL = VectorWidth();
     const int64_t Cp = RoundUp(g.C, VL);
     const float* x = xt.flat<float>().data();
-    const float* w = wt.flat<float>().data();
     const float* dy = dyt.flat<float>().data();
     float* dx = dxt->flat<float>().data();
 
     // Kernel transposed to (kh, kw, O, Cp), channel padding zero.
     Buffer wtp(g.kh * g.kw * g.O * Cp);
-    for (int64_t kk = 0; kk < g.kh * g.kw; ++kk)
-      for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t o = 0; o < g.O; ++o)
-          wtp.p[(kk * g.O + o) * Cp + c] = w[(kk * g.C + c) * g.O + o];
+    PackInputGradWeights(g, wt.flat<float>().data(), Cp, wtp.p);
     Buffer zeros(g.O + VL);
 
     // Channel counts that are not a multiple of VL go through padded copies.
@@ -392,15 +174,8 @@ class AdderConv2DInputGradOp : public OpKernel {
       dxq = dxbuf->p;
       padded = true;
     }
-    const int64_t ncv = Cp / VL;
-
     auto work = [&](int64_t begin, int64_t end) {
-      for (int64_t u = begin; u < end; ++u) {
-        const int64_t b = u / g.H, h = u % g.H;
-        for (int64_t cv = 0; cv < ncv; ++cv)
-          for (int64_t r = 0; r < g.s; ++r)
-            InputGradRow<BWD_P>(g, xq, Cp, wtp.p, dy, zeros.p, dxq, b, h, r, cv);
-      }
+      InputGradRows(g, xq, Cp, wtp.p, dy, zeros.p, dxq, begin, end);
     };
     const int64_t taps = (g.kh * g.kw + g.s * g.s - 1) / (g.s * g.s);
     const int64_t cost = std::max<int64_t>(g.W * Cp * g.O * taps * 4, 1);
@@ -461,8 +236,32 @@ REGISTER_OP("AdderTfConv2DInputGrad")
     })
     .Doc("AdderNet input gradient: dx = sum_o clip(w - x, -1, 1) * dy, scattered to inputs.");
 
+class AdderBuildInfoOp : public OpKernel {
+ public:
+  explicit AdderBuildInfoOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    Tensor* isa = nullptr;
+    Tensor* width = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &isa));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({}), &width));
+    isa->scalar<tensorflow::tstring>()() = IsaName();
+    width->scalar<int32_t>()() = VectorWidth();
+  }
+};
+
+REGISTER_OP("AdderTfBuildInfo")
+    .Output("isa: string")
+    .Output("vector_width: int32")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      c->set_output(0, c->Scalar());
+      c->set_output(1, c->Scalar());
+      return tensorflow::OkStatus();
+    })
+    .Doc("The vector ISA and float width the adder kernels were compiled for.");
+
 REGISTER_KERNEL_BUILDER(Name("AdderTfConv2D").Device(DEVICE_CPU), AdderConv2DOp);
 REGISTER_KERNEL_BUILDER(Name("AdderTfConv2DInputGrad").Device(DEVICE_CPU),
                         AdderConv2DInputGradOp);
+REGISTER_KERNEL_BUILDER(Name("AdderTfBuildInfo").Device(DEVICE_CPU), AdderBuildInfoOp);
 
 }  // namespace adder_tf

@@ -1,0 +1,282 @@
+// The adder compute kernels (see adder_kernels.h): GCC vector extensions,
+// one vector = VL floats (16 with AVX-512, 8 otherwise), a small tile of
+// accumulators kept in registers, no im2col buffer.
+//   forward:    tile = P output positions of one row x NV vectors of c_out;
+//               inner loop over the K = kh*kw*c_in taps, w packed as (K, c_out).
+//   input grad: gather form, tile = P input positions of one row (same
+//               column residue mod stride, so they share the valid kernel
+//               offsets) x one vector of c_in; inner loop over c_out, w packed
+//               as (kh, kw, c_out, c_in). Each input position is written by
+//               exactly one work item, so threads never race.
+// This file includes no TensorFlow or Eigen header: it is compiled with the
+// best -march the CPU accepts, independently of what TensorFlow's headers
+// tolerate.
+
+#include "adder_kernels.h"
+
+#include <algorithm>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+#include <cstdint>
+#include <cstring>
+
+namespace adder_tf {
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int VL = 16;
+#else
+constexpr int VL = 8;
+#endif
+
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+
+static inline vf loadu(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+static inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
+// One broadcast instruction (vf{} + s would add 0.0 first; a lane loop
+// becomes masked inserts).
+static inline vf bcast(float s) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(s);
+#elif defined(__AVX__)
+  return (vf)_mm256_set1_ps(s);
+#else
+  return s - vf{};
+#endif
+}
+static inline vf vabs(vf v) { return (vf)((vi)v & 0x7fffffff); }
+// vminps/vmaxps (the generic a < b ? a : b becomes compare + blend).
+#if defined(__AVX512F__)
+static inline vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
+static inline vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+#elif defined(__AVX__)
+static inline vf vmin(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
+static inline vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+#else
+static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+#endif
+
+// a + b issued as fma(a, 1, b): on CPUs with separate add and FMA pipes
+// (AMD Zen 4) this moves the subtraction off the add pipes, which the
+// accumulation already keeps busy. Same rounding as a plain add.
+static inline vf add_on_fma(vf a, vf b) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_fmadd_ps((__m512)a, _mm512_set1_ps(1.0f), (__m512)b);
+#elif defined(__FMA__)
+  return (vf)_mm256_fmadd_ps((__m256)a, _mm256_set1_ps(1.0f), (__m256)b);
+#else
+  return a + b;
+#endif
+}
+
+// Register tiles. With 32 vector registers (AVX-512) the tiles can be wider.
+#if defined(__AVX512F__)
+constexpr int FWD_P_SMALL = 8;  // positions per tile when NV <= 2
+constexpr int FWD_P_LARGE = 4;  // positions per tile when NV > 2
+constexpr int BWD_P = 8;
+#else
+constexpr int FWD_P_SMALL = 4;
+constexpr int FWD_P_LARGE = 2;
+constexpr int BWD_P = 4;
+#endif
+
+
+// ---------------------------------------------------------------- forward
+
+// One output row (b, i), output-channel vectors [v0, v0 + NV), all columns.
+// wp: (K, Op) holding -w, Op = c_out rounded up to VL, zero filled.
+template <int NV, int P>
+static void ForwardRow(const Geometry& g, const float* x, const float* wp, int64_t Op,
+                       const float* zeros, float* y, int64_t b, int64_t i, int64_t v0) {
+  const int64_t C = g.C;
+  for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
+    vf acc[P][NV];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[p][v] = vf{};
+    for (int64_t dh = 0; dh < g.kh; ++dh) {
+      const int64_t ih = i * g.s + dh - g.pt;
+      const bool row_ok = ih >= 0 && ih < g.H;
+      const float* xrow = x + ((b * g.H + (row_ok ? ih : 0)) * g.W) * C;
+      for (int64_t dw = 0; dw < g.kw; ++dw) {
+        const float* xp[P];
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) {
+          const int64_t j = j0 + p;
+          const int64_t iw = j * g.s + dw - g.pl;
+          xp[p] = (row_ok && j < g.OW && iw >= 0 && iw < g.W) ? xrow + iw * C : zeros;
+        }
+        const float* wk = wp + (dh * g.kw + dw) * C * Op + v0 * VL;
+        for (int64_t c = 0; c < C; ++c) {
+          vf wv[NV];
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) wv[v] = *reinterpret_cast<const vf*>(wk + c * Op + v * VL);
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) {
+            const vf xb = bcast(xp[p][c]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[p][v] += vabs(add_on_fma(xb, wv[v]));
+          }
+        }
+      }
+    }
+    for (int p = 0; p < P; ++p) {
+      const int64_t j = j0 + p;
+      if (j >= g.OW) break;
+      float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
+      for (int v = 0; v < NV; ++v) {
+        const int64_t o = (v0 + v) * VL;
+        const vf r = -acc[p][v];
+        if (o + VL <= g.O) {
+          storeu(yp + o, r);
+        } else if (o < g.O) {
+          float tmp[VL];
+          storeu(tmp, r);
+          std::memcpy(yp + o, tmp, (g.O - o) * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+template <int NV, int P>
+static void ForwardRowAllBlocks(const Geometry& g, const float* x, const float* wp, int64_t Op,
+                                const float* zeros, float* y, int64_t b, int64_t i) {
+  const int64_t nvec = Op / VL;
+  int64_t v0 = 0;
+  for (; v0 + NV <= nvec; v0 += NV) ForwardRow<NV, P>(g, x, wp, Op, zeros, y, b, i, v0);
+  // Remaining vectors (fewer than NV).
+  for (; v0 < nvec; ++v0) ForwardRow<1, FWD_P_SMALL>(g, x, wp, Op, zeros, y, b, i, v0);
+}
+
+// ------------------------------------------------------------- input grad
+
+// Input row (b, h), input columns r, r + s, r + 2s, ... (one residue class
+// modulo the stride), channel vector cv. xq/dxq: (B, H, W, Cp).
+// wt: (kh, kw, O, Cp). dy: (B, OH, OW, O).
+template <int P>
+static void InputGradRow(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
+                         const float* dy, const float* zeros, float* dxq,
+                         int64_t b, int64_t h, int64_t r, int64_t cv) {
+  const int64_t O = g.O, s = g.s;
+  const int64_t ncols = r < g.W ? (g.W - r + s - 1) / s : 0;
+  for (int64_t t0 = 0; t0 < ncols; t0 += P) {
+    vf xr[P], acc[P];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const int64_t iw = r + (t0 + p) * s;
+      xr[p] = (t0 + p < ncols)  // -x
+                  ? -*reinterpret_cast<const vf*>(xq + ((b * g.H + h) * g.W + iw) * Cp + cv * VL)
+                  : vf{};
+      acc[p] = vf{};
+    }
+    for (int64_t dh = 0; dh < g.kh; ++dh) {
+      const int64_t ti = h + g.pt - dh;
+      if (ti < 0 || ti % s) continue;
+      const int64_t i = ti / s;
+      if (i >= g.OH) continue;
+      const float* dyrow = dy + (b * g.OH + i) * g.OW * O;
+      for (int64_t dw = 0; dw < g.kw; ++dw) {
+        const int64_t tj = r + g.pl - dw;  // iw + pl - dw = tj + s * (t0 + p)
+        if (((tj % s) + s) % s) continue;
+        const int64_t jbase = (tj >= 0 ? tj / s : -((-tj) / s)) + t0;
+        const float* dp[P];
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) {
+          const int64_t j = jbase + p;
+          dp[p] = (t0 + p < ncols && j >= 0 && j < g.OW) ? dyrow + j * O : zeros;
+        }
+        const float* wk = wt + (dh * g.kw + dw) * O * Cp + cv * VL;
+        const vf one = bcast(1.0f), mone = bcast(-1.0f);
+        for (int64_t o = 0; o < O; ++o) {
+          const vf wv = *reinterpret_cast<const vf*>(wk + o * Cp);
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) {
+            const vf d = vmin(vmax(add_on_fma(wv, xr[p]), mone), one);
+            acc[p] += d * bcast(dp[p][o]);
+          }
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      if (t0 + p >= ncols) break;
+      const int64_t iw = r + (t0 + p) * s;
+      *reinterpret_cast<vf*>(dxq + ((b * g.H + h) * g.W + iw) * Cp + cv * VL) = acc[p];
+    }
+  }
+}
+
+
+}  // namespace
+
+int VectorWidth() { return VL; }
+
+const char* IsaName() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#elif defined(__AVX__)
+  return "avx";
+#elif defined(__SSE4_2__)
+  return "sse4.2";
+#elif defined(__SSE2__)
+  return "sse2";
+#elif defined(__ARM_NEON)
+  return "neon";
+#else
+  return "generic";
+#endif
+}
+
+void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp) {
+  const int64_t K = g.kh * g.kw * g.C;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t o = 0; o < g.O; ++o) wp[k * Op + o] = -w[k * g.O + o];
+}
+
+void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
+                 const float* zeros, float* y, int64_t begin, int64_t end) {
+  const int64_t nvec = Op / VL;
+  for (int64_t r = begin; r < end; ++r) {
+    const int64_t b = r / g.OH, i = r % g.OH;
+    if (nvec >= 4)
+      ForwardRowAllBlocks<4, FWD_P_LARGE>(g, x, wp, Op, zeros, y, b, i);
+    else if (nvec == 3)
+      ForwardRowAllBlocks<3, FWD_P_LARGE>(g, x, wp, Op, zeros, y, b, i);
+    else if (nvec == 2)
+      ForwardRowAllBlocks<2, FWD_P_SMALL>(g, x, wp, Op, zeros, y, b, i);
+    else
+      ForwardRowAllBlocks<1, FWD_P_SMALL>(g, x, wp, Op, zeros, y, b, i);
+  }
+}
+
+void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt) {
+  for (int64_t kk = 0; kk < g.kh * g.kw; ++kk)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t o = 0; o < g.O; ++o)
+        wt[(kk * g.O + o) * Cp + c] = w[(kk * g.C + c) * g.O + o];
+}
+
+void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
+                   const float* dy, const float* zeros, float* dxq, int64_t begin,
+                   int64_t end) {
+  const int64_t ncv = Cp / VL;
+  for (int64_t u = begin; u < end; ++u) {
+    const int64_t b = u / g.H, h = u % g.H;
+    for (int64_t cv = 0; cv < ncv; ++cv)
+      for (int64_t r = 0; r < g.s; ++r)
+        InputGradRow<BWD_P>(g, xq, Cp, wt, dy, zeros, dxq, b, h, r, cv);
+  }
+}
+
+}  // namespace adder_tf

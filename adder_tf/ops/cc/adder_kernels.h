@@ -1,0 +1,46 @@
+// The adder compute kernels, free of TensorFlow and Eigen headers.
+//
+// adder_kernels.cc is compiled on its own with the best -march this CPU
+// accepts (see adder_tf/ops/adder_fast.py): TensorFlow's bundled Eigen does
+// not compile with every -march (GCC 12 fails on Eigen's AVX512-FP16 code),
+// and keeping it out of this translation unit means the vector ISA of the
+// kernels never depends on it. adder_ops.cc (the TensorFlow glue: shapes,
+// buffers, thread pool) includes only this header from here.
+#ifndef ADDER_TF_ADDER_KERNELS_H_
+#define ADDER_TF_ADDER_KERNELS_H_
+
+#include <cstdint>
+
+namespace adder_tf {
+
+// Geometry of one call: NHWC input (B, H, W, C), kernel (kh, kw, C, O),
+// stride s, output (B, OH, OW, O), top/left zero padding (pt, pl).
+struct Geometry {
+  int64_t B, H, W, C, O, kh, kw, s, OH, OW, pt, pl;
+};
+
+// Floats per vector in the kernels (16 with AVX-512, 8 otherwise).
+int VectorWidth();
+// The vector ISA the kernels were compiled for: "avx512", "avx2", "avx",
+// "sse4.2", "sse2", "neon" or "generic".
+const char* IsaName();
+
+// Forward. PackForwardWeights writes -w as (K, Op), Op = O rounded up to
+// VectorWidth(), zero filled; ForwardRows computes output rows
+// [begin, end) of the flattened (B * OH) rows. zeros: C + VL zero floats.
+void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
+void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
+                 const float* zeros, float* y, int64_t begin, int64_t end);
+
+// Input gradient. PackInputGradWeights writes w as (kh, kw, O, Cp), Cp = C
+// rounded up to VectorWidth(); xq/dxq are (B, H, W, Cp), 64-byte aligned;
+// InputGradRows computes input rows [begin, end) of the flattened (B * H)
+// rows. zeros: O + VL zero floats.
+void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt);
+void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
+                   const float* dy, const float* zeros, float* dxq, int64_t begin,
+                   int64_t end);
+
+}  // namespace adder_tf
+
+#endif  // ADDER_TF_ADDER_KERNELS_H_
