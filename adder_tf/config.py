@@ -12,7 +12,7 @@ METHODS = ("cnn", "ann", "bnn", "kd", "mmd", "pkkd")
 TEACHER_METHODS = ("kd", "mmd", "pkkd")
 ARCHS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56",
          "vgg_small", "resnet18", "resnet50")
-DATASETS = ("cifar10", "cifar100", "imagenet2012", "mnist", "digits", "npz")
+DATASETS = ("cifar10", "cifar100", "imagenet2012", "mnist", "digits", "npz", "folder")
 FEATURE_LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
 TEACHER_MODES = ("progressive", "fixed")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -45,6 +45,7 @@ class Config:
     sync_bn: bool = False
     augment: bool = True
     steps_per_epoch: int = 0
+    train_examples: int = 0
     verbose: int = 1
 
     @property
@@ -69,6 +70,7 @@ class Config:
         _at_least("epochs", self.epochs, 1)
         _at_least("batch_size", self.batch_size, 1)
         _at_least("steps_per_epoch", self.steps_per_epoch, 0)
+        _at_least("train_examples", self.train_examples, 0)
         _positive("lr", self.lr)
         _positive("temperature", self.temperature)
         for name in ("alpha", "beta", "weight_decay", "eta"):
@@ -79,6 +81,8 @@ class Config:
             raise UserError("--model_dir is required: the folder a run writes and resumes from")
         if self.dataset == "npz" and not self.data_path:
             raise UserError("--dataset=npz needs --data_path to a .npz file")
+        if self.dataset == "folder" and not self.data_dir:
+            raise UserError("--dataset=folder needs --data_dir=DIR with DIR/train/<class>/ and DIR/test/<class>/")
         if self.data_path and not os.path.exists(self.data_path):
             raise UserError(f"--data_path {self.data_path}: no such file")
         if self.teacher == "fixed" and self.has_teacher and not self.teacher_path:

@@ -25,11 +25,14 @@ flags.DEFINE_float("alpha", 1.0, "Weight of the soft-label (teacher logits) term
 flags.DEFINE_float("beta", 1.0, "Weight of the intermediate-feature term.")
 flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the soft-label term.")
 flags.DEFINE_string("dataset", "cifar10", f"One of {', '.join(C.DATASETS)}.")
-flags.DEFINE_string("data_dir", "", "TFDS data_dir, or a folder with the CIFAR python files.")
+flags.DEFINE_string("data_dir", "", "TFDS data_dir, a folder with the CIFAR python files, "
+                    "or (--dataset=folder) DIR with DIR/train/<class>/* and DIR/test/<class>/*.")
 flags.DEFINE_string("data_path", "", "A .npz file with x_train, y_train, x_test, y_test.")
 flags.DEFINE_integer("epochs", 400, "Training epochs.")
 flags.DEFINE_integer("batch_size", 256, "Global batch size (split across replicas).")
 flags.DEFINE_integer("steps_per_epoch", 0, "Steps per epoch; 0 = one pass over the data.")
+flags.DEFINE_integer("train_examples", 0, "Train on a fixed class-balanced subset of this many "
+                     "training images (in-memory datasets); 0 = all.")
 flags.DEFINE_float("lr", 0.1, "Peak learning rate (cosine decay to 0).")
 flags.DEFINE_float("weight_decay", 5e-4, "L2 added to gradients (PyTorch-style, coupled).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")

@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from adder_tf.data import augment as aug
-from adder_tf.data import local, pipeline, tfds_source
+from adder_tf.data import folder, local, pipeline, tfds_source
 from adder_tf.errors import UserError
 
-DATASETS = ("cifar10", "cifar100", "mnist", "imagenet2012", "digits", "npz")
+DATASETS = ("cifar10", "cifar100", "mnist", "imagenet2012", "digits", "npz", "folder")
 SPLITS = ("train", "test")
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -95,6 +95,7 @@ def load_dataset(
     augment: bool = True,
     cache: bool = True,
     flip: bool | None = None,
+    train_examples: int = 0,
 ) -> Data:
     """Train and test pipelines for `name` (one of DATASETS).
 
@@ -102,10 +103,12 @@ def load_dataset(
     pickles. `data_path`: the .npz for `npz` (or an MNIST .npz, or a CIFAR
     pickle folder / tarball). `augment=False` turns off crop and flip (the
     training set is still shuffled); `flip` overrides the dataset's default
-    (on for CIFAR, ImageNet and npz, off for digits and MNIST).
+    (on for CIFAR, ImageNet, npz and folder, off for digits and MNIST).
+    `train_examples` > 0 trains on a fixed class-balanced subset of that
+    many training images (in-memory datasets only; the test split is whole).
     """
     _check_args(name, batch_size, seed)
-    source = _open(name, data_dir, data_path)
+    source = _open(name, data_dir, data_path, train_examples)
     train, train_n = _build(source, "train", batch_size, seed, augment, cache, flip)
     test, test_n = _build(source, "test", batch_size, seed, augment, cache, flip)
     r = source.recipe
@@ -133,6 +136,7 @@ def load_split(
     augment: bool = True,
     cache: bool = True,
     flip: bool | None = None,
+    train_examples: int = 0,
 ) -> Split:
     """One split: "test" is the evaluation pipeline, "train" the training one.
 
@@ -142,7 +146,7 @@ def load_split(
     _check_args(name, batch_size, seed)
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    source = _open(name, data_dir, data_path)
+    source = _open(name, data_dir, data_path, train_examples)
     ds, n = _build(source, split, batch_size, seed, augment, cache, flip)
     r = source.recipe
     return Split(ds, split, n, r.input_shape, r.num_classes, r.mean, r.std, name)
@@ -203,18 +207,45 @@ def _eval_fn(r: _Recipe):
     return fn
 
 
-def _open(name, data_dir, data_path) -> _Source:
+def _open(name, data_dir, data_path, train_examples=0) -> _Source:
+    arrays_or_source = _open_whole(name, data_dir, data_path, train_examples)
+    if isinstance(arrays_or_source, _Source):
+        if train_examples:
+            raise UserError(f"--train_examples works with in-memory datasets (digits, npz, folder, "
+                            f"CIFAR pickles), not with {name} read through TFDS")
+        return arrays_or_source
+    arrays, kwargs = arrays_or_source
+    if train_examples and name != "folder":   # the folder reader subsets before decoding
+        arrays = _balanced(arrays, train_examples)
+    return _from_arrays(arrays, **kwargs)
+
+
+def _balanced(arrays: local.Arrays, n: int) -> local.Arrays:
+    files = [(i, int(k)) for i, k in enumerate(arrays.y_train)]
+    keep = np.array([i for i, _ in folder.balanced_subset(files, arrays.num_classes, n)])
+    return dataclasses.replace(arrays, x_train=arrays.x_train[keep], y_train=arrays.y_train[keep])
+
+
+def _open_whole(name, data_dir, data_path, train_examples) -> _Source:
+    if name == "folder":
+        if data_path:
+            raise UserError("--dataset=folder reads --data_dir=DIR (DIR/train/<class>/*); drop --data_path")
+        arrays = folder.load_folder(data_dir, train_examples)
+        if arrays.x_train.shape[1:] == (32, 32, 3):   # CIFAR-sized: the CIFAR recipe
+            recipe = _Recipe((32, 32, 3), arrays.num_classes, CIFAR_MEAN, CIFAR_STD, pad=4, flip=True)
+            return arrays, dict(recipe=recipe)
+        return arrays, dict(pad=arrays.x_train.shape[1] // 8, flip=True)
     if name == "digits":
         if data_path:
             raise UserError("--dataset=digits ships with scikit-learn; --data_path is not used (drop it)")
         arrays = local.load_digits()
-        return _from_arrays(arrays, pad=1, flip=False)
+        return arrays, dict(pad=1, flip=False)
     if name == "npz":
         if data_path:
             data_path = os.path.expanduser(data_path)
         arrays = local.load_npz(data_path)
         h = arrays.x_train.shape[1]
-        return _from_arrays(arrays, pad=h // 8, flip=True)
+        return arrays, dict(pad=h // 8, flip=True)
     if name in ("cifar10", "cifar100"):
         found = local.find_cifar(name, data_path) or local.find_cifar(name, data_dir)
         if data_path and not found:
@@ -225,7 +256,7 @@ def _open(name, data_dir, data_path) -> _Source:
         classes = 10 if name == "cifar10" else 100
         recipe = _Recipe((32, 32, 3), classes, CIFAR_MEAN, CIFAR_STD, pad=4, flip=True)
         if found:
-            return _from_arrays(local.load_cifar(name, found), recipe=recipe)
+            return local.load_cifar(name, found), dict(recipe=recipe)
         return _from_tfds(name, data_dir, recipe)
     if name == "mnist":
         recipe = _Recipe((28, 28, 1), 10, MNIST_MEAN, MNIST_STD, pad=2, flip=False)
@@ -234,7 +265,7 @@ def _open(name, data_dir, data_path) -> _Source:
             arrays = local.load_npz(path, num_classes=10)
             if arrays.x_train.shape[1:] != (28, 28, 1):
                 raise UserError(f"{path}: images are {arrays.x_train.shape[1:]}, not MNIST's 28x28x1")
-            return _from_arrays(arrays, recipe=recipe)
+            return arrays, dict(recipe=recipe)
         return _from_tfds(name, data_dir, recipe)
     # imagenet2012
     if data_path:
