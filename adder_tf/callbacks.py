@@ -1,5 +1,7 @@
 """Training callbacks of our own: only what Keras's callbacks do not do."""
+import json
 import math
+import os
 
 import keras
 import tensorflow as tf
@@ -26,20 +28,51 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 
 class DistillationLogger(keras.callbacks.Callback):
-    """TensorBoard scalars Keras does not log: kernel widths and both learning rates."""
+    """TensorBoard scalars Keras does not log: both learning rates, and per-tap health.
 
-    def __init__(self, log_dir):
+    Health (PKKD only): each tapped layer's head-output spread on both sides,
+    their correlation and kernel widths, on a fixed batch of test images
+    (`adder_tf.distill.health`), once before training and after every epoch.
+    The first measurement is kept in `start_path` so that a resumed run
+    counts dead taps against the true start.
+    """
+
+    def __init__(self, log_dir, probe_images=None, start_path=None):
         super().__init__()
         self._writer = tf.summary.create_file_writer(f"{log_dir}/distill")
+        self._images = probe_images
+        self._start_path = start_path
+        self.start = None
+        self.health = None
+
+    def _probe(self):
+        from adder_tf.distill.health import feature_health
+        return feature_health(self.model, self._images)
+
+    def on_train_begin(self, logs=None):
+        if not self.model.uses_heads or self._images is None:
+            return
+        if self._start_path and os.path.exists(self._start_path):
+            with open(self._start_path) as f:
+                self.start = json.load(f)
+            return
+        self.start = self._probe()
+        if self._start_path:
+            with open(self._start_path, "w") as f:
+                json.dump(self.start, f)
 
     def on_epoch_end(self, epoch, logs=None):
         trainer = self.model
         with self._writer.as_default(step=epoch):
-            for side, heads in (("student", trainer.student_heads), ("teacher", trainer.teacher_heads)):
-                for i, head in enumerate(heads):
-                    if head.kernel_transform is not None:
-                        tf.summary.scalar(f"sigma/{side}_{i}", head.kernel_transform.sigma())
             for name, opt in (("student", trainer.optimizer), ("teacher", trainer.teacher_optimizer)):
                 if opt is not None:
                     tf.summary.scalar(f"learning_rate/{name}", opt.learning_rate)
+            if self.start is not None:
+                from adder_tf.distill.health import dead_taps
+                self.health = self._probe()
+                for row in self.health:
+                    for key in ("student_std", "teacher_std", "corr", "sigma_student",
+                                "sigma_teacher"):
+                        tf.summary.scalar(f"{key}/{row['tap']}", row[key])
+                tf.summary.scalar("dead_taps", dead_taps(self.health, self.start))
         self._writer.flush()

@@ -14,6 +14,7 @@ ARCHS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56",
          "vgg_small", "resnet18", "resnet50")
 DATASETS = ("cifar10", "cifar100", "imagenet2012", "mnist", "digits", "npz", "folder")
 FEATURE_LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
+FEATURE_NORMS = ("standardize", "none")
 TEACHER_MODES = ("progressive", "fixed")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 FLAVOUR_OF = {"cnn": "conv", "ann": "adder", "bnn": "binary",
@@ -28,6 +29,7 @@ class Config:
     teacher: str = "progressive"
     teacher_path: str = ""
     feature_loss: str = "kernel_conv1x1"
+    feature_norm: str = "standardize"
     alpha: float = 1.0
     beta: float = 1.0
     temperature: float = 1.0
@@ -65,6 +67,7 @@ class Config:
         _choice("method", self.method, METHODS)
         _choice("teacher", self.teacher, TEACHER_MODES)
         _choice("feature_loss", self.feature_loss, FEATURE_LOSSES)
+        _choice("feature_norm", self.feature_norm, FEATURE_NORMS)
         _choice("dataset", self.dataset, DATASETS)
         _choice("strategy", self.strategy, STRATEGIES)
         _at_least("epochs", self.epochs, 1)

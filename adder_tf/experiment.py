@@ -35,12 +35,15 @@ def train(config):
         trainer = _build_trainer(config, data, steps * config.epochs)
         trainer.initialize(next(iter(data.train))[0])
     resumed_from = _completed_epochs(config.model_dir)
+    probe = _probe_images(data)
+    callbacks = _callbacks(config, trainer, probe)
     start = time.time()
     trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
-                validation_data=data.test, callbacks=_callbacks(config, trainer),
+                validation_data=data.test, callbacks=callbacks,
                 verbose=config.verbose, shuffle=False)
     final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
+    results.update(_final_health(trainer, callbacks, probe))
     if is_chief():
         export_lib.export_run(trainer, config.model_dir)
         with open(os.path.join(config.model_dir, "results.json"), "w") as f:
@@ -75,7 +78,7 @@ def _build_trainer(config, data, total_steps):
     trainer = DistillationTrainer(
         student, teacher, method=config.method, alpha=config.alpha, beta=config.beta,
         temperature=config.temperature, feature_loss=config.feature_loss,
-        teacher_mode=config.teacher)
+        feature_norm=config.feature_norm, teacher_mode=config.teacher)
     student_opt = _optimizer(config, total_steps, config.eta)
     student_opt.mark_adder_filters(adder_filters(student))
     teacher_opt = _optimizer(config, total_steps, 0.0) if config.trains_teacher else None
@@ -83,7 +86,26 @@ def _build_trainer(config, data, total_steps):
     return trainer
 
 
-def _callbacks(config, trainer):
+PROBE_IMAGES = 256
+
+
+def _probe_images(data):
+    """A fixed batch of test images for the per-tap health figures."""
+    return next(iter(data.test.unbatch().batch(PROBE_IMAGES)))[0]
+
+
+def _final_health(trainer, callbacks, probe):
+    """feature_health and dead_taps for results.json (methods with heads only)."""
+    from adder_tf.callbacks import DistillationLogger
+    from adder_tf.distill.health import dead_taps, feature_health
+    logger = next(c for c in callbacks if isinstance(c, DistillationLogger))
+    if not trainer.uses_heads or logger.start is None:
+        return {}
+    health = feature_health(trainer, probe)
+    return {"feature_health": health, "dead_taps": dead_taps(health, logger.start)}
+
+
+def _callbacks(config, trainer, probe):
     from adder_tf.callbacks import NonFiniteGuard, DistillationLogger
     folder = worker_dir(config.model_dir)
     os.makedirs(folder, exist_ok=True)
@@ -95,7 +117,7 @@ def _callbacks(config, trainer):
         keras.callbacks.CSVLogger(_history_path(config.model_dir), append=True),
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False,
                                          double_checkpoint=True),
-        DistillationLogger(logs),
+        DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json")),
         keras.callbacks.TensorBoard(logs, histogram_freq=1, write_graph=False),
     ]
 

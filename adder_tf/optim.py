@@ -8,7 +8,8 @@ The reference does this inside backward, per GPU. Here it happens in
 so N replicas at global batch B make exactly the update of one device at
 batch B. Weight decay is then added to the gradient (PyTorch SGD's coupled
 L2, not rescaled), as the reference trains; Keras's own `weight_decay` is
-decoupled and would not match.
+decoupled and would not match. `exclude_from_weight_decay` (Keras's own
+method) exempts variables from that L2.
 """
 import keras
 from keras import ops
@@ -35,7 +36,7 @@ class AdderSGD(keras.optimizers.SGD):
         gradient = ops.cast(gradient, variable.dtype)
         if self.eta > 0 and self._var_key(variable) in self._adder_keys:
             gradient = adaptive_rescale(gradient, self.eta)
-        if self.l2 > 0:
+        if self.l2 > 0 and self._use_weight_decay(variable):
             gradient = gradient + self.l2 * variable
         super().update_step(gradient, variable, learning_rate)
 

@@ -4,35 +4,50 @@ import numpy as np
 import tensorflow as tf
 
 from adder_tf.distill import losses
-from adder_tf.distill.heads import AlignmentHead, standardize
+from adder_tf.distill.heads import AlignmentHead
+from adder_tf.ops.moments import standardize
 from adder_tf.layers.kernels import GaussianKernel, LaplaceKernel
 
 
-def test_gaussian_kernel_formula_and_init():
+def test_gaussian_kernel_formula_follows_the_batch_scale():
     z = np.random.default_rng(0).normal(3.0, 2.0, size=(4, 5, 5, 6)).astype("float32")
     k = GaussianKernel()
     k.build(z.shape)
-    k.initialize_from(z)
-    sigma = float(k.sigma())
+    sigma = float(k.sigma(z))
     np.testing.assert_allclose(sigma ** 2, np.mean(np.abs(z)), rtol=1e-5)  # exponent O(1)
     np.testing.assert_allclose(k(z), np.exp(-z / (2 * sigma ** 2)), rtol=1e-5)
+    # 1000x larger features: same kernel output (the width follows the scale).
+    np.testing.assert_allclose(k(1000.0 * z), np.exp(-1000.0 * z / (2 * 1000.0 * sigma ** 2)),
+                               rtol=1e-4)
 
 
 def test_laplace_kernel_is_exp_of_minus_l1_distance():
     distance = np.random.default_rng(1).uniform(50, 150, size=(2, 3, 3, 4)).astype("float32")
     k = LaplaceKernel()
     k.build(distance.shape)
-    k.initialize_from(-distance)          # an adder layer outputs -distance
-    sigma = float(k.sigma())
+    sigma = float(k.sigma(-distance))         # an adder layer outputs -distance
     np.testing.assert_allclose(sigma, distance.mean(), rtol=1e-5)
     np.testing.assert_allclose(k(-distance), np.exp(-distance / sigma), rtol=1e-5)
+    np.testing.assert_allclose(k(-7.0 * distance), k(-distance), rtol=1e-5)  # scale-free
+
+
+def test_bounded_width_cannot_run_off():
+    z = tf.constant(np.random.default_rng(4).uniform(50, 150, (2, 3, 3, 4)), tf.float32)
+    k = LaplaceKernel()
+    k.build(z.shape)
+    base = float(k.sigma(-z))
+    k.log_factor.assign(50.0)                 # pushed far out by a runaway gradient
+    assert float(k.sigma(-z)) <= 4.0 * base * (1 + 1e-5)
+    with tf.GradientTape() as tape:
+        out = tf.reduce_sum(k(-z))
+    assert float(tf.abs(tape.gradient(out, k.log_factor))) > 0   # never a dead zone
 
 
 def test_kernels_stay_finite_on_extreme_features():
     big = tf.constant([[-1e6, -1e3, 0.0, 1e3, 1e6]], tf.float32)[:, None, None, :]
-    for k in (GaussianKernel(), LaplaceKernel()):
+    for k in (GaussianKernel(bounded=False), LaplaceKernel(bounded=False)):
         k.build(big.shape)
-        k.log_sigma.assign(-5.0)          # a badly small width
+        k.log_factor.assign(-20.0)          # a badly small width
         out = k(big)
         assert np.all(np.isfinite(out)) and np.all(np.isfinite(np.square(out)))
 
@@ -56,17 +71,16 @@ def test_feature_mse_is_zero_for_identical_and_scale_free():
 
 def _train_heads(features_s, features_t, normalize, steps=300):
     """Only the heads learn (both sides), features fixed: can L_mid reach 0?"""
-    sh, th = AlignmentHead("student", name="s"), AlignmentHead("teacher", name="t")
+    norm = "standardize" if normalize else "none"
+    sh = AlignmentHead("student", feature_norm=norm, name="s")
+    th = AlignmentHead("teacher", feature_norm=norm, name="t")
     sh.build(features_s.shape), th.build(features_t.shape)
-    sh.initialize_from(features_s), th.initialize_from(features_t)
     variables = sh.trainable_variables + th.trainable_variables
     opt = keras.optimizers.SGD(0.1, momentum=0.9)
 
     def loss_fn():
         ys, yt = sh(features_s), th(features_t)
-        if normalize:
-            return tf.reduce_mean(losses.feature_mse(ys, yt))
-        return tf.reduce_mean(tf.square(ys - yt))  # plain MSE: what we guard against
+        return tf.reduce_mean(losses.feature_mse(ys, yt, norm))
 
     first = float(loss_fn())
     for _ in range(steps):
@@ -83,7 +97,8 @@ def test_heads_alone_cannot_collapse_the_feature_loss():
     first, last = _train_heads(adder_tap, conv_tap, normalize=True)
     assert np.isfinite(last)
     assert last > 1.5, (first, last)   # independent features stay about 2 apart
-    # Control: the same heads with a plain MSE do drive it towards zero.
+    # Control: the paper-literal heads (plain MSE, rho and widths free on
+    # both sides) do drive it towards zero on the same unrelated features.
     first_raw, last_raw = _train_heads(adder_tap, conv_tap, normalize=False)
     assert last_raw < 0.05 * first_raw, (first_raw, last_raw)
 
@@ -92,3 +107,7 @@ def test_head_get_config_round_trip():
     head = AlignmentHead("student", "kernel", name="h")
     clone = AlignmentHead.from_config(head.get_config())
     assert (clone.side, clone.feature_loss, clone.use_kernel, clone.use_conv) == ("student", "kernel", True, False)
+    teacher = AlignmentHead.from_config(AlignmentHead("teacher", name="t").get_config())
+    assert teacher.feature_norm == "standardize" and not teacher.use_conv   # no rho_c by default
+    literal = AlignmentHead("teacher", feature_norm="none", name="t2")
+    assert literal.use_conv and not literal.kernel_transform.bounded

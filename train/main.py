@@ -21,6 +21,9 @@ flags.DEFINE_string("method", "pkkd", f"One of {', '.join(C.METHODS)}.")
 flags.DEFINE_string("teacher", "progressive", "progressive (trained alongside) or fixed (--teacher_path).")
 flags.DEFINE_string("teacher_path", "", "A trained CNN: .keras file, run folder or SavedModel.")
 flags.DEFINE_string("feature_loss", "kernel_conv1x1", f"One of {', '.join(C.FEATURE_LOSSES)}.")
+flags.DEFINE_string("feature_norm", "standardize",
+                    "standardize (default: per-channel standardized features, mean over taps, "
+                    "loss divided by 1 + alpha + beta) or none (eq. 13-14 as written).")
 flags.DEFINE_float("alpha", 1.0, "Weight of the soft-label (teacher logits) term.")
 flags.DEFINE_float("beta", 1.0, "Weight of the intermediate-feature term.")
 flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the soft-label term.")

@@ -1,71 +1,63 @@
 """The alignment heads of PKKD: kernel transform then 1x1 conv (eq. 11-12).
 
 One head per tapped layer and side. Which parts are used is Table 1's
-ablation (`--feature_loss`):
+ablation (`--feature_loss`), and how the two sides are compared is
+`--feature_norm`:
 
-    raw             y = z
-    conv1x1         y = rho(standardize(z))
-    kernel          y = kernel(z)
-    kernel_conv1x1  y = rho(kernel(z))          (the full method)
+    feature_loss     student side y_a          teacher side y_c
+    raw              z                         z
+    conv1x1          rho_a(standardize(z))     standardize(z)  [rho_c(...) with none]
+    kernel           g(z)                      h(z)
+    kernel_conv1x1   rho_a(g(z))               h(z)            [rho_c(h(z)) with none]
 
-(raw features go through `standardize` before rho because the adder
-outputs are O(K) and negative, the conv outputs O(1).) The heads live only
-in training; the exported networks do not contain them.
+feature_norm="standardize" (default): every channel of y_a and y_c is
+standardized before the MSE, the teacher side has no learned 1x1 conv, and
+kernel widths are bounded (see `layers.kernels`). Why no rho_c: with a
+per-channel correlation loss and a learned map on *both* sides, the optimum
+for every output channel is the same most-correlated pair of directions
+(the first canonical pair), so L_mid can become small while one direction
+agrees and the rest of the features do not (rank collapse). With rho_c
+fixed to the identity the target keeps every teacher channel, and rho_a
+must predict each of them from the student's features.
+
+feature_norm="none": eq. 13 as written: MSE between rho_a(g) and rho_c(h)
+with both 1x1 convs and both widths learned freely. This is the paper's
+loss; on a real network it collapses (see README).
+
+The heads live only in training; the exported networks do not contain them.
 """
 import keras
 import numpy as np
-import tensorflow as tf
 
-from adder_tf.config import FEATURE_LOSSES
+from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS
 from adder_tf.layers.kernels import GaussianKernel, LaplaceKernel
-
-
-
-def standardize(z, epsilon=1e-5):
-    """Per-channel zero mean, unit variance over batch and positions.
-
-    Features of a CNN and an ANN differ in scale by orders of magnitude, and
-    a loss that compares raw scales can be lowered by shrinking both sides.
-    Comparing standardized features makes the feature loss scale-invariant:
-    it becomes 2 (1 - correlation) per channel, bounded, and no head can
-    reach zero loss by driving its output to a constant. The moments are
-    those of the global batch (summed across replicas), so N replicas
-    compute the loss one device would.
-    """
-    axes = tuple(range(len(z.shape) - 1))
-    mean = _global_mean(z, axes)
-    var = _global_mean(tf.square(z - mean), axes)
-    return (z - mean) * tf.math.rsqrt(var + epsilon)
-
-
-def _global_mean(z, axes):
-    total = tf.reduce_sum(z, axis=axes, keepdims=True)
-    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(z), axes)), z.dtype)
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
-        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
-    return total / count
+from adder_tf.ops.moments import standardize
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class AlignmentHead(keras.layers.Layer):
     """Kernel transform (Gaussian for a CNN tap, Laplace for an ANN tap) + 1x1 conv."""
 
-    def __init__(self, side, feature_loss="kernel_conv1x1", **kwargs):
+    def __init__(self, side, feature_loss="kernel_conv1x1", feature_norm="standardize", **kwargs):
         super().__init__(**kwargs)
         if side not in ("teacher", "student"):
             raise ValueError(f"side must be 'teacher' or 'student', got {side!r}")
         if feature_loss not in FEATURE_LOSSES:
             raise ValueError(f"feature_loss must be one of {FEATURE_LOSSES}, got {feature_loss!r}")
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
         self.side = side
         self.feature_loss = feature_loss
+        self.feature_norm = feature_norm
         self.use_kernel = feature_loss.startswith("kernel")
-        self.use_conv = feature_loss.endswith("conv1x1")
+        self.use_conv = feature_loss.endswith("conv1x1") and (
+            side == "student" or feature_norm == "none")
+        self.standardize_input = feature_loss == "conv1x1"
         self.kernel_transform = None
         if self.use_kernel:
-            self.kernel_transform = (GaussianKernel(name="gaussian") if side == "teacher"
-                                     else LaplaceKernel(name="laplace"))
+            kernel = GaussianKernel if side == "teacher" else LaplaceKernel
+            self.kernel_transform = kernel(bounded=feature_norm != "none",
+                                           name="gaussian" if side == "teacher" else "laplace")
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -81,16 +73,22 @@ class AlignmentHead(keras.layers.Layer):
             self.rho.build(input_shape)
 
     def call(self, z):
-        y = self.kernel_transform(z) if self.use_kernel else z
-        if self.use_conv:
-            y = self.rho(y if self.use_kernel else standardize(y))
-        return y
+        if self.use_kernel:
+            y = self.kernel_transform(z)
+        elif self.standardize_input:
+            y = standardize(z)   # raw adder outputs are O(K) and negative, conv outputs O(1)
+        else:
+            y = z
+        return self.rho(y) if self.rho is not None else y
 
-    def initialize_from(self, z):
-        if self.kernel_transform is not None:
-            self.kernel_transform.initialize_from(z)
+    def sigma_value(self, z):
+        """The kernel width this head uses on features z (nan without a kernel)."""
+        if self.kernel_transform is None:
+            return float("nan")
+        return float(self.kernel_transform.sigma(z))
 
     def get_config(self):
         config = super().get_config()
-        config.update(side=self.side, feature_loss=self.feature_loss)
+        config.update(side=self.side, feature_loss=self.feature_loss,
+                      feature_norm=self.feature_norm)
         return config

@@ -6,7 +6,15 @@ that gives the same gradient as one device, which a plain mean would not.
 
     L       = beta * L_mid + L_blend
     L_blend = alpha * KL(softmax(teacher / T) || softmax(student / T)) * T^2 + CE(labels, student)
-    L_mid   = sum over tapped layers of MSE(standardize(y_a), standardize(y_c))
+
+feature_norm="standardize" (default):
+    L_mid   = mean over tapped layers of MSE(standardize(y_a), standardize(y_c))
+              (each tap in [0, 4], 2 (1 - correlation) per channel)
+    and the student minimises L / (1 + alpha + beta): alpha and beta are
+    relative weights, and the step size of every non-adder weight stays
+    that of the learning rate whatever they are.
+feature_norm="none" (eq. 13-14 as written):
+    L_mid   = sum over tapped layers of MSE(y_a, y_c), and L is not rescaled.
 
 The paper writes the soft term as the cross-entropy H(y_s, teacher); the KL
 differs from it by the teacher's entropy, a constant for the student, so
@@ -15,7 +23,7 @@ the gradient is the same and the logged value is 0 when the two agree.
 import tensorflow as tf
 
 from adder_tf.distill.baseline_losses import hinton_kd
-from adder_tf.distill.heads import standardize
+from adder_tf.ops.moments import standardize
 
 
 def cross_entropy(labels, logits):
@@ -27,7 +35,22 @@ def soft_label_loss(teacher_logits, student_logits, temperature=1.0):
     return hinton_kd(teacher_logits, student_logits, temperature)
 
 
-def feature_mse(student_feature, teacher_feature):
-    """Per-example MSE between standardized features (bounded in [0, 4])."""
-    diff = standardize(student_feature) - standardize(teacher_feature)
+def feature_mse(student_feature, teacher_feature, feature_norm="standardize"):
+    """Per-example MSE between the two heads' outputs (standardized: bounded in [0, 4])."""
+    if feature_norm == "standardize":
+        student_feature = standardize(student_feature)
+        teacher_feature = standardize(teacher_feature)
+    diff = student_feature - teacher_feature
     return tf.reduce_mean(tf.square(diff), axis=tf.range(1, tf.rank(diff)))
+
+
+def reduce_taps(per_tap, feature_norm="standardize"):
+    """L_mid from the per-tap terms: their mean (standardize) or their sum (none, eq. 13)."""
+    total = tf.add_n(per_tap)
+    return total if feature_norm == "none" else total / float(len(per_tap))
+
+
+def combine(ce, kd, mid, alpha, beta, feature_norm="standardize"):
+    """Eq. 14, divided by 1 + alpha + beta unless feature_norm is "none"."""
+    total = ce + alpha * kd + beta * mid
+    return total if feature_norm == "none" else total / (1.0 + alpha + beta)

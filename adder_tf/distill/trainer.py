@@ -30,7 +30,7 @@ class DistillationTrainer(keras.Model):
     """Trains `student` with method in METHODS; `teacher` is a CNN with the same taps."""
 
     def __init__(self, student, teacher=None, *, method="pkkd", alpha=1.0, beta=1.0,
-                 temperature=1.0, feature_loss="kernel_conv1x1",
+                 temperature=1.0, feature_loss="kernel_conv1x1", feature_norm="standardize",
                  teacher_mode="progressive", **kwargs):
         super().__init__(**kwargs)
         if method not in METHODS:
@@ -42,12 +42,16 @@ class DistillationTrainer(keras.Model):
         self.method = method
         self.alpha, self.beta, self.temperature = float(alpha), float(beta), float(temperature)
         self.feature_loss = feature_loss
+        self.feature_norm = feature_norm
         self.train_teacher = teacher is not None and teacher_mode == "progressive"
         n_taps = len(student.outputs) - 1
+        self.tap_names = [t._keras_history[0].name for t in student.outputs[1:]]
         self.uses_heads = method == "pkkd"
-        self.student_heads = [AlignmentHead("student", feature_loss, name=f"student_head_{i}")
+        self.student_heads = [AlignmentHead("student", feature_loss, feature_norm,
+                                            name=f"student_head_{i}")
                               for i in range(n_taps)] if self.uses_heads else []
-        self.teacher_heads = [AlignmentHead("teacher", feature_loss, name=f"teacher_head_{i}")
+        self.teacher_heads = [AlignmentHead("teacher", feature_loss, feature_norm,
+                                            name=f"teacher_head_{i}")
                               for i in range(n_taps)] if self.uses_heads else []
         self.teacher_optimizer = None
         self._trackers = self._make_trackers(n_taps, student.outputs[0].shape[-1])
@@ -61,21 +65,26 @@ class DistillationTrainer(keras.Model):
         self.teacher_optimizer = teacher_optimizer if self.train_teacher else None
 
     def initialize(self, images):
-        """Build heads, set kernel widths from real features, build optimizers.
+        """Build heads and optimizers; exclude the heads from weight decay.
 
         Run once, eagerly, inside the strategy scope and before fit, so that
         every variable (optimizer slots included) exists before the first
-        replicated step and before a checkpoint is restored into it.
+        replicated step and before a checkpoint is restored into it. The
+        heads need nothing from the data: kernel widths follow each batch.
         """
         s_out = self.student(images, training=False)
         if self.teacher is not None:
             t_out = self.teacher(images, training=False)
             for head, tap in zip(self.teacher_heads, t_out[1:]):
                 head.build(tap.shape)
-                head.initialize_from(tap)
         for head, tap in zip(self.student_heads, s_out[1:]):
             head.build(tap.shape)
-            head.initialize_from(tap)
+        head_vars = [v for h in self.student_heads + self.teacher_heads
+                     for v in h.trainable_variables]
+        if head_vars:
+            # Weight decay would pull every log-width to 0 and shrink rho: the
+            # heads are loss machinery, not part of the network.
+            self.optimizer.exclude_from_weight_decay(var_list=head_vars)
         self.optimizer.build(self.student_variables)
         if self.teacher_optimizer is not None:
             self.teacher_optimizer.build(self.teacher.trainable_variables)
@@ -106,8 +115,6 @@ class DistillationTrainer(keras.Model):
             names.append("loss_kd")
         if self.method in ("mmd", "pkkd"):
             names.append("loss_mid")
-        if self.method == "pkkd":
-            names += [f"loss_mid_{i}" for i in range(n_taps)]
         if self.teacher is not None:
             names.append("teacher_loss")
         trackers = {n: keras.metrics.Mean(name=n) for n in names}
@@ -149,11 +156,13 @@ class DistillationTrainer(keras.Model):
         if self.method in ("kd", "pkkd"):
             terms["kd"] = _average(losses.soft_label_loss(t_logits, s_logits, self.temperature))
         if self.method == "pkkd":
-            mids = [_average(losses.feature_mse(sh(s), th(tf.stop_gradient(t))))
-                    for s, t, sh, th in zip(s_taps, t_taps, self.student_heads, self.teacher_heads)]
-            terms["mid"] = tf.add_n(mids)
-            for i, m in enumerate(mids):
-                terms[f"mid_{i}"] = m
+            terms["mid"] = _average(losses.reduce_taps([
+                losses.feature_mse(sh(s), th(tf.stop_gradient(t)), self.feature_norm)
+                for s, t, sh, th in zip(s_taps, t_taps, self.student_heads, self.teacher_heads)],
+                self.feature_norm))
+            total = losses.combine(ce, terms["kd"], terms["mid"], self.alpha, self.beta,
+                                   self.feature_norm)
+            return total, terms
         if self.method == "mmd":
             terms["mid"] = _average(nst_loss(t_taps, s_taps))
         total = ce + self.alpha * terms.get("kd", 0.0) + self.beta * terms.get("mid", 0.0)

@@ -4,51 +4,95 @@
     ANN (Laplace):         g = exp(-||x - f||_1 / sigma_a)
 
 Both act on a layer's raw output: x * f is a convolution's output, and the
-l1 distance is the negated output of an adder layer. sigma is stored as
-log(sigma) so it stays positive, and is set from the first batch of real
-features (`initialize_from`) because the raw scales differ by orders of
-magnitude between layers and flavours: a sigma far from the feature scale
-makes the exponent overflow (CNN) or underflow to a constant (ANN).
+l1 distance is the negated output of an adder layer.
+
+The width is the feature scale of the current batch times a learned factor:
+
+    sigma_a   = mean(d)   * exp(t)        (d = l1 distance)
+    sigma_c^2 = mean(|z|) * exp(2 t)      (z = x * f)
+
+The batch scale (a global-batch mean, without gradient) keeps the exponent
+O(1) whatever the layer and however far its features drift in training: a
+fixed or freely learned sigma does not, and the exponent then saturates
+(g or h constant, zero gradient: the collapse seen on ResNet-20). It needs
+no first-batch initialisation. `bounded=True` (the default) keeps the
+learned factor within [1/4, 4] with a smooth squashing function, so no width can run off
+to where the kernel is flat; `bounded=False` learns t freely (the paper's
+learnable sigma). The exponent is soft-limited to +-30 (exact up to 15,
+then levelling off smoothly), which has a gradient everywhere, unlike a hard clip.
 """
+import math
+
 import keras
 from keras import ops
 
 EXPONENT_LIMIT = 30.0   # exp(30) ~ 1e13: finite, and its square too
+LOG_FACTOR_LIMIT = math.log(4.0)
+
+
+def soft_limit(u, limit):
+    """u itself on [-limit/2, limit/2], then levelling off smoothly towards +-limit.
+
+    Continuous with slope 1 at the knee and a gradient everywhere: a hard clip
+    has none past it, so a saturated kernel could never come back.
+    """
+    knee = 0.5 * limit
+    excess = ops.abs(u) - knee
+    return ops.where(excess > 0, ops.sign(u) * (knee + knee * _soft_unit(excess / knee)), u)
+
+
+def _soft_unit(x):
+    """x / sqrt(1 + x^2): like tanh, but its slope decays polynomially, never to 0 in float32."""
+    return x * ops.rsqrt(1.0 + ops.square(x))
+
+
+def batch_mean(z):
+    """Mean over the global batch (all replicas), without gradient."""
+    from adder_tf.ops.moments import global_mean
+    return ops.stop_gradient(ops.reshape(global_mean(z, tuple(range(len(z.shape)))), ()))
 
 
 class _KernelTransform(keras.layers.Layer):
-    """A kernel with one learnable width per tapped layer, kept as log(sigma)."""
+    """A kernel with one learnable log-factor t on the batch's feature scale."""
+
+    def __init__(self, bounded=True, **kwargs):
+        super().__init__(**kwargs)
+        self.bounded = bool(bounded)
 
     def build(self, input_shape):
-        self.log_sigma = self.add_weight(name="log_sigma", shape=(), initializer="zeros")
+        self.log_factor = self.add_weight(name="log_factor", shape=(), initializer="zeros")
 
-    def sigma(self):
-        return ops.exp(self.log_sigma)
+    def factor_exponent(self):
+        t = self.log_factor
+        return LOG_FACTOR_LIMIT * _soft_unit(t / LOG_FACTOR_LIMIT) if self.bounded else t
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(bounded=self.bounded)
+        return config
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class GaussianKernel(_KernelTransform):
     """h = exp(-z / (2 sigma^2)) of a convolution's raw output z."""
 
-    def call(self, z):
-        two_sigma_sq = 2.0 * ops.exp(2.0 * self.log_sigma)
-        return ops.exp(ops.clip(-z / two_sigma_sq, -EXPONENT_LIMIT, EXPONENT_LIMIT))
+    def sigma(self, z):
+        scale = ops.maximum(batch_mean(ops.abs(z)), 1e-12)
+        return ops.sqrt(scale) * ops.exp(self.factor_exponent())
 
-    def initialize_from(self, z):
-        """sigma^2 = mean|z|: the exponent is O(1) on typical features."""
-        scale = max(float(ops.mean(ops.abs(z))), 1e-6)
-        self.log_sigma.assign(0.5 * float(ops.log(scale)))
+    def call(self, z):
+        two_sigma_sq = 2.0 * ops.square(self.sigma(z))
+        return ops.exp(soft_limit(-z / two_sigma_sq, EXPONENT_LIMIT))
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class LaplaceKernel(_KernelTransform):
     """g = exp(-d / sigma) of an adder layer's l1 distance d = -output."""
 
+    def sigma(self, y):
+        distance = ops.maximum(-y, 0.0)
+        return ops.maximum(batch_mean(distance), 1e-12) * ops.exp(self.factor_exponent())
+
     def call(self, y):
         distance = ops.maximum(-y, 0.0)
-        return ops.exp(ops.maximum(-distance / self.sigma(), -EXPONENT_LIMIT))
-
-    def initialize_from(self, y):
-        """sigma = mean distance: g is about exp(-1) and varies, not 0 or 1."""
-        scale = max(float(ops.mean(ops.abs(y))), 1e-6)
-        self.log_sigma.assign(float(ops.log(scale)))
+        return ops.exp(soft_limit(-distance / self.sigma(y), EXPONENT_LIMIT))
