@@ -16,6 +16,9 @@ DATASETS = ("cifar10", "cifar100", "imagenet2012", "mnist", "digits", "npz", "fo
 FEATURE_LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
 FEATURE_NORMS = ("standardize", "none")
 TEACHER_MODES = ("progressive", "fixed")
+STRIDE2_PADDINGS = ("symmetric", "same")
+CLASSIFIERS = ("dense", "conv_bn")
+CIFAR_RESNETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 FLAVOUR_OF = {"cnn": "conv", "ann": "adder", "bnn": "binary",
               "kd": "adder", "mmd": "adder", "pkkd": "adder"}
@@ -30,6 +33,8 @@ class Config:
     teacher_path: str = ""
     feature_loss: str = "kernel_conv1x1"
     feature_norm: str = "standardize"
+    stride2_padding: str = "symmetric"
+    classifier: str = "dense"
     alpha: float = 1.0
     beta: float = 1.0
     temperature: float = 1.0
@@ -55,6 +60,16 @@ class Config:
         return FLAVOUR_OF[self.method]
 
     @property
+    def model_options(self):
+        """Architecture options that differ from the defaults (CIFAR ResNets only)."""
+        options = {}
+        if self.stride2_padding != "symmetric":
+            options["stride2_padding"] = self.stride2_padding
+        if self.classifier != "dense":
+            options["classifier_head"] = self.classifier
+        return options
+
+    @property
     def has_teacher(self):
         return self.method in TEACHER_METHODS
 
@@ -68,6 +83,11 @@ class Config:
         _choice("teacher", self.teacher, TEACHER_MODES)
         _choice("feature_loss", self.feature_loss, FEATURE_LOSSES)
         _choice("feature_norm", self.feature_norm, FEATURE_NORMS)
+        _choice("stride2_padding", self.stride2_padding, STRIDE2_PADDINGS)
+        _choice("classifier", self.classifier, CLASSIFIERS)
+        if self.model_options and self.arch not in CIFAR_RESNETS:
+            raise UserError(f"--stride2_padding and --classifier apply to the CIFAR ResNets "
+                            f"({', '.join(CIFAR_RESNETS)}), not to --arch={self.arch}")
         _choice("dataset", self.dataset, DATASETS)
         _choice("strategy", self.strategy, STRATEGIES)
         _at_least("epochs", self.epochs, 1)

@@ -68,13 +68,13 @@ def _optimizer(config, total_steps, eta):
 
 def _build_trainer(config, data, total_steps):
     student = build_model(config.arch, config.flavour, data.input_shape, data.num_classes,
-                          sync_bn=config.sync_bn)
+                          sync_bn=config.sync_bn, **config.model_options)
     teacher = None
     if config.has_teacher:
         teacher = (load_teacher(config.teacher_path, config.arch, data)
                    if config.teacher == "fixed" else
                    build_model(config.arch, "conv", data.input_shape, data.num_classes,
-                               sync_bn=config.sync_bn))
+                               sync_bn=config.sync_bn, **config.model_options))
     trainer = DistillationTrainer(
         student, teacher, method=config.method, alpha=config.alpha, beta=config.beta,
         temperature=config.temperature, feature_loss=config.feature_loss,

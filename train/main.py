@@ -24,6 +24,10 @@ flags.DEFINE_string("feature_loss", "kernel_conv1x1", f"One of {', '.join(C.FEAT
 flags.DEFINE_string("feature_norm", "standardize",
                     "standardize (default: per-channel standardized features, mean over taps, "
                     "loss divided by 1 + alpha + beta) or none (eq. 13-14 as written).")
+flags.DEFINE_string("stride2_padding", "symmetric",
+                    "CIFAR ResNets: symmetric (PyTorch padding=1, the reference) or same (TF).")
+flags.DEFINE_string("classifier", "dense",
+                    "CIFAR ResNets: dense, or conv_bn (reference ANN-20: 1x1 conv + BatchNorm).")
 flags.DEFINE_float("alpha", 1.0, "Weight of the soft-label (teacher logits) term.")
 flags.DEFINE_float("beta", 1.0, "Weight of the intermediate-feature term.")
 flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the soft-label term.")

@@ -13,18 +13,39 @@ BN_MOMENTUM = 0.9   # PyTorch's BatchNorm default (0.1 update rate)
 BN_EPSILON = 1e-5
 
 
-def window_layer(flavour, filters, kernel_size, strides=1, name=None):
+STRIDE2_PADDINGS = ("symmetric", "same")
+
+
+def window_layer(flavour, filters, kernel_size, strides=1, name=None, padding="same"):
     """The layer that replaces a convolution in the given flavour."""
     if flavour == "conv":
-        return layers.Conv2D(filters, kernel_size, strides, padding="same",
+        return layers.Conv2D(filters, kernel_size, strides, padding=padding,
                              use_bias=False, kernel_initializer="he_normal",
                              name=name)
     if flavour == "adder":
-        return AdderConv2D(filters, kernel_size, strides, padding="same", name=name)
+        return AdderConv2D(filters, kernel_size, strides, padding=padding, name=name)
     if flavour == "binary":
         from adder_tf.layers.binary import BinaryConv2D
-        return BinaryConv2D(filters, kernel_size, strides, padding="same", name=name)
+        return BinaryConv2D(filters, kernel_size, strides, padding=padding, name=name)
     raise ValueError(f"unknown flavour {flavour!r}; expected one of {FLAVOURS}")
+
+
+def strided_window(x, flavour, filters, stride, name, stride2_padding="symmetric"):
+    """A 3x3 window layer; at stride 2, padded (1, 1) on each side as PyTorch's padding=1.
+
+    TensorFlow's "same" pads a 3x3 stride-2 layer on an even input (0, 1), so
+    output pixel i is centred on input 2i + 1 while the block's 1x1 stride-2
+    shortcut samples input 2i: the two paths are one pixel apart. The
+    reference (PyTorch, padding=1) pads (1, 1) and keeps them aligned. Zero
+    padding then "valid" is that, in every flavour (for an adder layer the
+    padded taps contribute |0 - w|, as in the reference).
+    """
+    if stride == 1 or stride2_padding == "same":
+        return window_layer(flavour, filters, 3, stride, name)(x)
+    if stride2_padding != "symmetric":
+        raise ValueError(f"stride2_padding must be one of {STRIDE2_PADDINGS}, got {stride2_padding!r}")
+    x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    return window_layer(flavour, filters, 3, stride, name, padding="valid")(x)
 
 
 def activation(flavour, name):
@@ -55,9 +76,10 @@ class Taps:
         return tensor
 
 
-def basic_block(x, filters, stride, flavour, name, taps, sync_bn=False):
+def basic_block(x, filters, stride, flavour, name, taps, sync_bn=False,
+                stride2_padding="symmetric"):
     """ResNet BasicBlock; both window layers are tapped, the shortcut is not."""
-    y = taps.add(window_layer(flavour, filters, 3, stride, f"{name}_conv1")(x))
+    y = taps.add(strided_window(x, flavour, filters, stride, f"{name}_conv1", stride2_padding))
     y = activation(flavour, f"{name}_relu1")(batch_norm(f"{name}_bn1", sync_bn)(y))
     y = taps.add(window_layer(flavour, filters, 3, 1, f"{name}_conv2")(y))
     y = batch_norm(f"{name}_bn2", sync_bn)(y)
@@ -75,10 +97,23 @@ def stem(x, filters, name="stem", sync_bn=False, kernel_size=3, strides=1, flavo
     return activation(flavour, f"{name}_relu")(batch_norm(f"{name}_bn", sync_bn)(x))
 
 
-def classifier(x, num_classes):
-    """Global average pool and a dense classifier (keeps its multiplications)."""
+CLASSIFIERS = ("dense", "conv_bn")
+
+
+def classifier(x, num_classes, head="dense", sync_bn=False):
+    """Global average pool and a classifier that keeps its multiplications.
+
+    "dense": a dense layer with bias. "conv_bn": the AdderNet reference
+    ANN-20's head, a 1x1 conv without bias on the pooled 1x1 map (a dense
+    layer without bias) followed by BatchNorm on the logits.
+    """
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    return layers.Dense(num_classes, name="classifier")(x)
+    if head == "dense":
+        return layers.Dense(num_classes, name="classifier")(x)
+    if head != "conv_bn":
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {head!r}")
+    x = layers.Dense(num_classes, use_bias=False, name="classifier")(x)
+    return batch_norm("classifier_bn", sync_bn)(x)
 
 
 def assemble(inputs, logits, taps, name):

@@ -22,14 +22,15 @@ def architectures():
     return tuple(_BUILDERS)
 
 
-def build_model(arch, flavour, input_shape, num_classes, sync_bn=False):
+def build_model(arch, flavour, input_shape, num_classes, sync_bn=False, **options):
+    """options: architecture-specific (CIFAR ResNets: stride2_padding, classifier_head)."""
     _load_optional()
     if arch not in _BUILDERS:
         raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(_BUILDERS)}")
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; expected one of {FLAVOURS}")
     return _BUILDERS[arch](arch, flavour, tuple(input_shape), int(num_classes),
-                           sync_bn=sync_bn)
+                           sync_bn=sync_bn, **options)
 
 
 def inference_model(model):

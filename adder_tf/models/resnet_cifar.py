@@ -11,7 +11,10 @@ DEPTHS = {"resnet8": 8, "resnet14": 14, "resnet20": 20, "resnet32": 32,
           "resnet44": 44, "resnet56": 56}
 
 
-def resnet_cifar(arch, flavour, input_shape, num_classes, sync_bn=False):
+def resnet_cifar(arch, flavour, input_shape, num_classes, sync_bn=False,
+                 stride2_padding="symmetric", classifier_head="dense"):
+    """stride2_padding: "symmetric" (PyTorch padding=1, the reference) or TF's "same";
+    classifier_head: "dense" or "conv_bn" (the reference ANN-20's 1x1 conv + BatchNorm)."""
     blocks_per_stage = (DEPTHS[arch] - 2) // 6
     inputs = keras.Input(shape=input_shape, name="image")
     taps = Taps()
@@ -20,5 +23,6 @@ def resnet_cifar(arch, flavour, input_shape, num_classes, sync_bn=False):
         for block in range(1, blocks_per_stage + 1):
             stride = 2 if stage > 1 and block == 1 else 1
             x = basic_block(x, filters, stride, flavour,
-                            f"stage{stage}_block{block}", taps, sync_bn)
-    return assemble(inputs, classifier(x, num_classes), taps, f"{arch}_{flavour}")
+                            f"stage{stage}_block{block}", taps, sync_bn, stride2_padding)
+    logits = classifier(x, num_classes, classifier_head, sync_bn)
+    return assemble(inputs, logits, taps, f"{arch}_{flavour}")
