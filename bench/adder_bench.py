@@ -11,7 +11,9 @@ layers:  forward+backward (grads w.r.t. input and kernel) of one layer, inside
 headline: the worst (largest) fast-path ratio over the three stage shapes at
          batch 32.
 train_step: one SGD training step (forward, backward, apply) of the whole
-         ResNet-20, ANN vs CNN, median of repeated runs.
+         ResNet-20, ANN vs CNN, median of repeated runs; at batch 128 also a
+         whole PKKD step (CNN teacher step + ANN student step with the heads
+         and losses, alpha = beta = 10) against the CNN step.
 memory:  peak resident set size of the training step at batch 128, each
          configuration in a fresh subprocess: ru_maxrss (Linux: the process's
          high-water mark of RSS) after 3 steps minus the RSS right before the
@@ -47,6 +49,24 @@ SHAPES = [
     ("shortcut_32x32x16_32_k1s2", 32, 32, 16, 32, 1, 2),
 ]
 STAGES = SHAPES[:3]
+
+
+def cpu_model():
+    """The CPU's model name and its vector flags, from /proc/cpuinfo."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name in ("", platform.machine()):
+                    name = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512fp16", "amx_tile",
+              "asimd", "sve")
+    return {"model": name, "vector_flags": [f for f in wanted if f in flags]}
 
 
 def progress(*a):
@@ -131,7 +151,28 @@ def make_train_step(flavour, batch, path):
     return step, trace, x, y
 
 
-def bench_train_step(batches, reps, with_reference):
+def make_pkkd_step(batch):
+    """One whole PKKD step as the trainer runs it: teacher CE step + student step
+    (student, teacher outputs, 18 heads, KD and feature losses), both optimizers."""
+    from adder_tf.distill.trainer import DistillationTrainer
+    from adder_tf.models import build_model
+    from adder_tf.optim import AdderSGD, adder_filters
+    keras.utils.set_random_seed(0)
+    student = build_model("resnet20", "adder", (32, 32, 3), 10)
+    teacher = build_model("resnet20", "conv", (32, 32, 3), 10)
+    trainer = DistillationTrainer(student, teacher, method="pkkd", alpha=10.0, beta=10.0)
+    opt = AdderSGD(0.01, momentum=0.9, l2=5e-4)
+    opt.mark_adder_filters(adder_filters(student))
+    trainer.compile(optimizer=opt, teacher_optimizer=AdderSGD(0.01, momentum=0.9, eta=0.0))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch, 32, 32, 3)).astype("float32"))
+    y = tf.constant(rng.integers(0, 10, size=(batch,)))
+    trainer.initialize(x)
+    step = tf.function(trainer.train_step, jit_compile=False)
+    return lambda: step((x, y))
+
+
+def bench_train_step(batches, reps, with_reference, with_pkkd=False):
     rows = []
     for batch in batches:
         row = {"batch": batch}
@@ -143,6 +184,9 @@ def bench_train_step(batches, reps, with_reference):
             trace()
             key = "cnn_ms" if flavour == "conv" else f"ann_{path}_ms"
             row[key] = 1e3 * median_time(lambda: step(x, y), reps)
+        if with_pkkd:
+            row["pkkd_ms"] = 1e3 * median_time(make_pkkd_step(batch), reps)
+            row["ratio_pkkd"] = row["pkkd_ms"] / row["cnn_ms"]
         for path in ("fast", "reference"):
             if f"ann_{path}_ms" in row:
                 row[f"ratio_{path}"] = row[f"ann_{path}_ms"] / row["cnn_ms"]
@@ -232,7 +276,9 @@ def main():
     info = adder_ops.adder_fast.build_info()
     result = {
         "env": {"tf": tf.__version__, "keras": keras.__version__,
-                "cpu": platform.processor() or platform.machine(),
+                "cpu": cpu_model(), "machine": platform.machine(),
+                "adder_op": {k: info[k] for k in ("isa", "vector_width", "target", "flags",
+                                                  "fallback_reasons", "machine_isa")},
                 "cores": os.cpu_count(),
                 "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
@@ -254,9 +300,9 @@ def main():
             result["headline"]["ratio_reference_same_shape"] = worst["ratio_reference"]
     if not a.skip_step:
         result["train_step"] = bench_train_step([32] if a.quick else [32, 128],
-                                                max(3, reps // 3), ref)
+                                                max(3, reps // 3), ref, with_pkkd=not a.quick)
         if a.quick:
-            result["train_step"] += bench_train_step([128], 3, False)
+            result["train_step"] += bench_train_step([128], 3, False, with_pkkd=True)
     if not a.skip_memory:
         result["memory"] = bench_memory(128, ref and not a.quick)
     result["bench_seconds"] = round(time.perf_counter() - t0, 1)
