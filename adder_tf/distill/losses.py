@@ -23,7 +23,7 @@ the gradient is the same and the logged value is 0 when the two agree.
 import tensorflow as tf
 
 from adder_tf.distill.baseline_losses import hinton_kd
-from adder_tf.ops.moments import standardize
+from adder_tf.ops.moments import RELATIVE_EPSILON, global_mean
 
 
 def cross_entropy(labels, logits):
@@ -36,12 +36,33 @@ def soft_label_loss(teacher_logits, student_logits, temperature=1.0):
 
 
 def feature_mse(student_feature, teacher_feature, feature_norm="standardize"):
-    """Per-example MSE between the two heads' outputs (standardized: bounded in [0, 4])."""
-    if feature_norm == "standardize":
-        student_feature = standardize(student_feature)
-        teacher_feature = standardize(teacher_feature)
-    diff = student_feature - teacher_feature
-    return tf.reduce_mean(tf.square(diff), axis=tf.range(1, tf.rank(diff)))
+    """One tap's MSE over the global batch, as this replica's share (1 / replicas of it).
+
+    standardize: the MSE between per-channel standardized features, computed
+    from global-batch moments (equal to 2 (1 - corr) per channel, in [0, 4])
+    without materialising the standardized tensors: the heads' share of a
+    PKKD step is dominated by full-size elementwise passes, and this needs
+    the fewest. none: the plain MSE. Summed over replicas, either is the
+    value one device computes on the global batch.
+    """
+    ys = tf.convert_to_tensor(student_feature)
+    yt = tf.cast(teacher_feature, ys.dtype)
+    replicas = float(tf.distribute.get_strategy().num_replicas_in_sync)
+    axes = tuple(range(len(ys.shape)))
+    if feature_norm == "none":
+        return tf.reshape(global_mean(tf.square(ys - yt), axes), ()) / replicas
+    axes = axes[:-1]
+    cs = ys - global_mean(ys, axes)
+    ct = yt - global_mean(yt, axes)
+    raw_s = global_mean(tf.square(cs), axes)
+    raw_t = global_mean(tf.square(ct), axes)
+    cov = global_mean(cs * ct, axes)
+    # standardize()'s epsilon: relative to the tap's mean channel variance.
+    var_s = raw_s + RELATIVE_EPSILON * tf.reduce_mean(raw_s) + 1e-30
+    var_t = raw_t + RELATIVE_EPSILON * tf.reduce_mean(raw_t) + 1e-30
+    # mean((cs / sqrt(var_s) - ct / sqrt(var_t))^2) per channel, from the moments.
+    per_channel = raw_s / var_s + raw_t / var_t - 2.0 * cov * tf.math.rsqrt(var_s * var_t)
+    return tf.reduce_mean(per_channel) / replicas
 
 
 def reduce_taps(per_tap, feature_norm="standardize"):

@@ -156,10 +156,7 @@ class DistillationTrainer(keras.Model):
         if self.method in ("kd", "pkkd"):
             terms["kd"] = _average(losses.soft_label_loss(t_logits, s_logits, self.temperature))
         if self.method == "pkkd":
-            terms["mid"] = _average(losses.reduce_taps([
-                losses.feature_mse(sh(s), th(tf.stop_gradient(t)), self.feature_norm)
-                for s, t, sh, th in zip(s_taps, t_taps, self.student_heads, self.teacher_heads)],
-                self.feature_norm))
+            terms["mid"] = self._feature_loss(list(s_taps), list(t_taps))
             total = losses.combine(ce, terms["kd"], terms["mid"], self.alpha, self.beta,
                                    self.feature_norm)
             return total, terms
@@ -167,6 +164,13 @@ class DistillationTrainer(keras.Model):
             terms["mid"] = _average(nst_loss(t_taps, s_taps))
         total = ce + self.alpha * terms.get("kd", 0.0) + self.beta * terms.get("mid", 0.0)
         return total, terms
+
+    def _feature_loss(self, s_taps, t_taps):
+        """L_mid (this replica's share): every tap through its two heads, reduced over taps."""
+        return losses.reduce_taps([
+            losses.feature_mse(sh(s), th(tf.stop_gradient(t)), self.feature_norm)
+            for s, t, sh, th in zip(s_taps, t_taps, self.student_heads, self.teacher_heads)],
+            self.feature_norm)
 
     # -- steps ---------------------------------------------------------------
     def train_step(self, data):

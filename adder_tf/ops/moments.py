@@ -12,7 +12,10 @@ def global_mean(z, axes):
     return total / count
 
 
-def standardize(z, relative_epsilon=1e-8):
+RELATIVE_EPSILON = 1e-8
+
+
+def standardize(z, relative_epsilon=RELATIVE_EPSILON):
     """Per-channel zero mean, unit variance over batch and positions.
 
     The epsilon is relative to the tap's mean channel variance, so the result

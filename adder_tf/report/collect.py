@@ -19,7 +19,7 @@ from adder_tf.errors import UserError
 IGNORED = frozenset({"seed", "model_dir", "data_dir", "data_path", "teacher_path",
                      "strategy", "verbose", "debug"})
 # Entries that only matter when the method has a teacher.
-TEACHER_ONLY = ("teacher", "feature_loss", "alpha", "beta", "temperature")
+TEACHER_ONLY = ("teacher", "feature_loss", "feature_norm", "alpha", "beta", "temperature")
 
 
 @dataclasses.dataclass

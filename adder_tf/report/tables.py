@@ -225,6 +225,37 @@ def summary(groups, root=None):
         _table(header, rows), "", "Run folders:", "", *folders])
 
 
+def feature_health(groups):
+    """Per-tap health of the feature loss for every group whose runs report it."""
+    parts = []
+    for i, g in enumerate(groups, 1):
+        runs = [r.results for r in g.runs if r.results.get("feature_health")]
+        if not runs:
+            continue
+        rows = []
+        for t, tap in enumerate(runs[0]["feature_health"]):
+            cells = [tap["tap"]]
+            for key in ("student_std", "teacher_std", "corr", "sigma_student", "sigma_teacher"):
+                values = [r["feature_health"][t][key] for r in runs if len(r["feature_health"]) > t]
+                cells.append(_fmt_num(round(sum(values) / len(values), 4)))
+            rows.append(cells)
+        dead = ", ".join(str(r.get("dead_taps")) for r in runs)
+        parts.append("\n".join([
+            f"### #{i}: {g['method']} {g['arch']} {g['dataset']}, feature_loss={g['feature_loss']}, "
+            f"feature_norm={g['feature_norm'] or 'standardize'}, alpha={_fmt_num(g['alpha'])}, "
+            f"beta={_fmt_num(g['beta'])}", "",
+            f"Dead taps per seed: {dead}. Means over {len(runs)} seed(s), on the fixed test batch:", "",
+            _table(["tap", "student spread", "teacher spread", "corr", "sigma student",
+                    "sigma teacher"], rows)]))
+    if not parts:
+        return None
+    return "\n\n".join(["## Feature health", "",
+                          "Each tapped layer at the end of training: spread (std) of the "
+                          "student-side and teacher-side head outputs, their mean per-channel "
+                          "correlation and the kernel widths. A tap is dead when a side's spread "
+                          "fell below 1e-3 of its value at the start.", *parts])
+
+
 def paper_tables(groups):
     parts = [table1(groups), table2(groups, "cifar10"), table2(groups, "cifar100"),
              table3(groups), table4(groups)]
@@ -243,4 +274,6 @@ def render(groups, root=None, extra=()):
     if not body:
         body = ["No run matches a cell of the paper's Tables 1-4 "
                 "(CIFAR-10/100 or ImageNet with the paper's architectures)."]
-    return "\n\n".join(["\n".join(head), *body, summary(groups, root), *extra]) + "\n"
+    health = feature_health(groups)
+    return "\n\n".join(["\n".join(head), *body, summary(groups, root),
+                         *([health] if health else []), *extra]) + "\n"
