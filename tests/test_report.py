@@ -310,3 +310,22 @@ def test_every_flagfile_parses_and_validates(tmp_path):
     finally:
         from absl import flags
         flags.FLAGS.unparse_flags()
+
+
+def test_feature_health_section_per_group(tmp_path):
+    taps = ["stage1_block1_conv1", "stage1_block1_conv2"]
+    for seed, dead in ((0, 0), (1, 1)):
+        write_run(tmp_path / f"pkkd_{seed}", seed=seed)
+        path = tmp_path / f"pkkd_{seed}" / "results.json"
+        results = json.loads(path.read_text())
+        results["feature_health"] = [
+            {"tap": t, "student_std": 0.2 + seed * 0.2, "teacher_std": 0.5, "corr": 0.3,
+             "sigma_student": 100.0, "sigma_teacher": 2.0} for t in taps]
+        results["dead_taps"] = dead
+        path.write_text(json.dumps(results))
+    write_run(tmp_path / "ann", method="ann")
+    section = tables.feature_health(groups_under(tmp_path))
+    assert section.startswith("## Feature health")
+    assert "Dead taps per seed: 0, 1" in section
+    assert "| stage1_block1_conv1 | 0.3 | 0.5 | 0.3 | 100 | 2 |" in section   # means over seeds
+    assert section.count("### #") == 1    # the ANN has no heads
