@@ -95,3 +95,23 @@ def test_two_workers_on_localhost_finish_one_run(tmp_path):
     # the non-chief checkpointed in its own folder, never over the chief's files
     assert os.path.isdir(os.path.join(tmp_path, "workertemp_1", "backup"))
     assert not os.path.exists(os.path.join(tmp_path, "workertemp_1", "export"))
+
+
+def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path):
+    args = command("--epochs=50", f"--model_dir={tmp_path}")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while epochs_done(tmp_path) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)   # the history row of epoch 2 follows epoch 1's checkpoint
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
+    assert os.listdir(os.path.join(tmp_path, "backup"))
+
+
+def test_help_exits_0():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "train", "main.py"), "--help"],
+                         cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "--feature_norm" in out.stdout

@@ -6,11 +6,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA-probe noise on CPU
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+HELP_FLAGS = ("--help", "-?", "--helpshort", "--helpfull", "-help")
+
+# Exit statuses: 0 done, 2 bad input, 130 interrupted (the shell's 128 + SIGINT),
+# 1 anything unexpected.
+EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED = 2, 130, 1
+
+
 def parse_flags(argv):
-    """absl's parser, with a bad or unreadable flag reported in one line."""
+    """absl's parser, with a bad or unreadable flag reported in one line; --help exits 0."""
     from absl import flags
     try:
         return flags.FLAGS(argv)
+    except SystemExit:
+        if any(a.split("=")[0] in HELP_FLAGS for a in argv[1:]):
+            sys.exit(0)   # absl exits 1 after printing the help a user asked for
+        raise
     except flags.Error as e:
         message = " ".join(str(e).replace("ERROR:: ", "").split())
         print(f"error: {message}", file=sys.stderr)
@@ -18,10 +29,12 @@ def parse_flags(argv):
 
 
 def run_main(main, argv, debug):
-    """Calls main(argv); a failure is one line on stderr and exit status 2.
+    """Calls main(argv); a failure is one line on stderr and a non-zero status.
 
-    UserError carries its own message; anything else is unexpected and is
-    shown as its type and first line, with --debug for the traceback.
+    UserError (bad input) carries its own message: status 2. Ctrl-C: 130,
+    the last completed epoch's checkpoint is kept. Anything else is
+    unexpected and is shown as its type and first line (status 1), with
+    --debug for the traceback.
     """
     from absl import logging
     from adder_tf.errors import UserError
@@ -34,16 +47,17 @@ def run_main(main, argv, debug):
     except UserError as e:
         if debug():
             raise
-        _fail(f"error: {e}")
+        _fail(f"error: {e}", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume")
+        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
     except Exception as e:  # noqa: BLE001 - the one place that turns crashes into a line
         if debug():
             raise
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        _fail(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)")
+        _fail(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)",
+              EXIT_UNEXPECTED)
 
 
-def _fail(message):
+def _fail(message, status):
     print(message, file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
