@@ -53,6 +53,8 @@ class Config:
     augment: bool = True
     steps_per_epoch: int = 0
     train_examples: int = 0
+    num_classes: int = 0
+    flip: object = None   # None: the dataset's default
     verbose: int = 1
 
     @property
@@ -94,6 +96,9 @@ class Config:
         _at_least("batch_size", self.batch_size, 1)
         _at_least("steps_per_epoch", self.steps_per_epoch, 0)
         _at_least("train_examples", self.train_examples, 0)
+        _at_least("num_classes", self.num_classes, 0)
+        if self.num_classes and self.dataset != "npz":
+            raise UserError(f"--num_classes is for --dataset=npz; {self.dataset} has a fixed class count")
         _positive("lr", self.lr)
         _positive("temperature", self.temperature)
         for name in ("alpha", "beta", "weight_decay", "eta"):

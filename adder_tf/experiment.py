@@ -28,7 +28,8 @@ def train(config):
     strategy = make_strategy(config.strategy)
     data = load_dataset(config.dataset, config.batch_size, data_dir=config.data_dir or None,
                         data_path=config.data_path or None, seed=config.seed,
-                        augment=config.augment, train_examples=config.train_examples)
+                        augment=config.augment, train_examples=config.train_examples,
+                        num_classes=config.num_classes, flip=config.flip)
     train_ds, steps = _epoch_data(data.train, config.steps_per_epoch)
     os.makedirs(config.model_dir, exist_ok=True)
     with strategy.scope():

@@ -126,9 +126,9 @@ def test_npz_grayscale_uint8(tmp_path):
     y_train = rng.integers(0, 4, (30, 1))
     y_test = np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0], np.uint8)
     path = write_npz(tmp_path / "g.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    d = load_dataset("npz", 4, data_path=path, seed=0)
+    d = load_dataset("npz", 4, data_path=path, seed=0, num_classes=5)  # class 4: test only
     assert d.input_shape == (16, 16, 1)
-    assert d.num_classes == 5  # max label over both splits + 1
+    assert d.num_classes == 5
     assert (d.train_examples, d.test_examples) == (30, 11)
     np.testing.assert_allclose(d.mean, [x_train.mean() / 255], rtol=1e-6)
     np.testing.assert_allclose(d.std, [(x_train / 255).std()], rtol=1e-6)
@@ -166,7 +166,7 @@ def _mirror_count(d, x_raw):
 
 def test_npz_flip_on_by_default_and_can_be_disabled(tmp_path):
     rng = np.random.default_rng(2)
-    x_train = rng.random((64, 4, 4, 1)).astype(np.float32)  # 4 px: pad 4 // 8 = 0
+    x_train = rng.random((64, 4, 4, 3)).astype(np.float32)  # 4 px: pad 4 // 8 = 0; colour
     path = write_npz(tmp_path / "f.npz", x_train=x_train, y_train=np.zeros(64, int),
                      x_test=x_train[:2], y_test=np.zeros(2, int))
     assert _mirror_count(load_dataset("npz", 64, data_path=path, seed=0), x_train) > 10

@@ -48,6 +48,10 @@ flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, augmentation).
 flags.DEFINE_string("strategy", "auto", f"One of {', '.join(C.STRATEGIES)}.")
 flags.DEFINE_bool("sync_bn", False, "Synchronise BatchNorm statistics across replicas.")
 flags.DEFINE_bool("augment", True, "Training-set augmentation.")
+flags.DEFINE_bool("flip", None, "Random horizontal flips in training (--flip / --noflip); default: "
+                  "on for CIFAR, ImageNet, folder and colour npz, off for digits, MNIST, grayscale npz.")
+flags.DEFINE_integer("num_classes", 0, "npz only: the class count, when some classes are "
+                     "absent from the data on purpose (default: max label + 1, all present).")
 flags.DEFINE_integer("verbose", 1, "Keras progress output: 0 silent, 1 bar, 2 one line per epoch.")
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 

@@ -49,6 +49,7 @@ class Data:
     mean: tuple
     std: tuple
     name: str
+    flip: bool = False   # random horizontal flips in training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,7 @@ def load_dataset(
     cache: bool = True,
     flip: bool | None = None,
     train_examples: int = 0,
+    num_classes: int = 0,
 ) -> Data:
     """Train and test pipelines for `name` (one of DATASETS).
 
@@ -103,12 +105,15 @@ def load_dataset(
     pickles. `data_path`: the .npz for `npz` (or an MNIST .npz, or a CIFAR
     pickle folder / tarball). `augment=False` turns off crop and flip (the
     training set is still shuffled); `flip` overrides the dataset's default
-    (on for CIFAR, ImageNet, npz and folder, off for digits and MNIST).
+    (on for CIFAR, ImageNet, colour npz and folder, off for digits, MNIST
+    and grayscale npz).
     `train_examples` > 0 trains on a fixed class-balanced subset of that
     many training images (in-memory datasets only; the test split is whole).
+    `num_classes` > 0 fixes an npz's class count (otherwise max label + 1,
+    and every class must appear in training).
     """
     _check_args(name, batch_size, seed)
-    source = _open(name, data_dir, data_path, train_examples)
+    source = _open(name, data_dir, data_path, train_examples, num_classes)
     train, train_n = _build(source, "train", batch_size, seed, augment, cache, flip)
     test, test_n = _build(source, "test", batch_size, seed, augment, cache, flip)
     r = source.recipe
@@ -122,6 +127,7 @@ def load_dataset(
         mean=r.mean,
         std=r.std,
         name=name,
+        flip=bool(augment) and (r.flip if flip is None else bool(flip)),
     )
 
 
@@ -137,6 +143,7 @@ def load_split(
     cache: bool = True,
     flip: bool | None = None,
     train_examples: int = 0,
+    num_classes: int = 0,
 ) -> Split:
     """One split: "test" is the evaluation pipeline, "train" the training one.
 
@@ -146,7 +153,7 @@ def load_split(
     _check_args(name, batch_size, seed)
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    source = _open(name, data_dir, data_path, train_examples)
+    source = _open(name, data_dir, data_path, train_examples, num_classes)
     ds, n = _build(source, split, batch_size, seed, augment, cache, flip)
     r = source.recipe
     return Split(ds, split, n, r.input_shape, r.num_classes, r.mean, r.std, name)
@@ -207,8 +214,10 @@ def _eval_fn(r: _Recipe):
     return fn
 
 
-def _open(name, data_dir, data_path, train_examples=0) -> _Source:
-    arrays_or_source = _open_whole(name, data_dir, data_path, train_examples)
+def _open(name, data_dir, data_path, train_examples=0, num_classes=0) -> _Source:
+    if num_classes and name != "npz":
+        raise UserError(f"--num_classes is for --dataset=npz; {name} has a fixed class count")
+    arrays_or_source = _open_whole(name, data_dir, data_path, train_examples, num_classes)
     if isinstance(arrays_or_source, _Source):
         if train_examples:
             raise UserError(f"--train_examples works with in-memory datasets (digits, npz, folder, "
@@ -226,7 +235,7 @@ def _balanced(arrays: local.Arrays, n: int) -> local.Arrays:
     return dataclasses.replace(arrays, x_train=arrays.x_train[keep], y_train=arrays.y_train[keep])
 
 
-def _open_whole(name, data_dir, data_path, train_examples) -> _Source:
+def _open_whole(name, data_dir, data_path, train_examples, num_classes=0) -> _Source:
     if name == "folder":
         if data_path:
             raise UserError("--dataset=folder reads --data_dir=DIR (DIR/train/<class>/*); drop --data_path")
@@ -243,9 +252,10 @@ def _open_whole(name, data_dir, data_path, train_examples) -> _Source:
     if name == "npz":
         if data_path:
             data_path = os.path.expanduser(data_path)
-        arrays = local.load_npz(data_path)
-        h = arrays.x_train.shape[1]
-        return arrays, dict(pad=h // 8, flip=True)
+        arrays = local.load_npz(data_path, num_classes or None)
+        h, channels = arrays.x_train.shape[1], arrays.x_train.shape[-1]
+        # A mirrored digit or letter is often another one: no flip for grayscale.
+        return arrays, dict(pad=h // 8, flip=channels != 1)
     if name in ("cifar10", "cifar100"):
         found = local.find_cifar(name, data_path) or local.find_cifar(name, data_dir)
         if data_path and not found:

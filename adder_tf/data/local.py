@@ -132,9 +132,26 @@ def load_npz(path: str, num_classes: int | None = None) -> Arrays:
     top = int(max(y_train.max(), y_test.max()))
     if num_classes is None:
         num_classes = top + 1
+        _check_classes_present(path, y_train, y_test, num_classes)
     elif top >= num_classes:
         raise UserError(f"{path}: label {top} out of range for {num_classes} classes (0..{num_classes - 1})")
     return Arrays(x_train, y_train, x_test, y_test, num_classes)
+
+
+def _check_classes_present(path, y_train, y_test, num_classes):
+    """Inferred classes 0..K-1 must all be trained on, or the labels are probably not ids."""
+    unseen = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_train).tolist()))
+    if unseen:
+        raise UserError(f"{path}: y_test has class(es) {unseen[:5]} that y_train never shows "
+                        "(pass --num_classes=K if that is intended)")
+    trained = np.zeros(num_classes, bool)
+    trained[y_train] = True
+    if not trained.all():
+        missing = np.flatnonzero(~trained)
+        shown = ", ".join(str(int(k)) for k in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise UserError(f"{path}: y_train has no example of class(es) {shown} of 0..{num_classes - 1} "
+                        f"({len(missing)} missing); labels must be class ids 0..K-1 "
+                        "(pass --num_classes=K if some classes are absent on purpose)")
 
 
 def _check_images(path: str, key: str, x: np.ndarray) -> np.ndarray:
