@@ -2,6 +2,8 @@
 import json
 import math
 import os
+import sys
+import time
 
 import keras
 import tensorflow as tf
@@ -25,6 +27,79 @@ class NonFiniteGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise UserError(f"loss became {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}; "
                             "training stopped, the last completed epoch's checkpoint is kept")
+
+
+def recalibrate_batchnorm(model, dataset, steps):
+    """Re-estimate every BatchNorm's moving mean and variance on `steps` batches.
+
+    Each moving statistic becomes the plain average of the batch statistics
+    over those batches (momentum (k-1)/k at the k-th batch), computed with
+    the current weights. Why: an adder network's outputs move fast under the
+    adaptive learning rate, and moving averages at momentum 0.9 trail them,
+    so inference-mode accuracy can sit at chance for epochs while training
+    accuracy climbs. Training itself is unaffected (it uses batch
+    statistics). Returns the number of batches used.
+    """
+    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    if not layers or steps <= 0:
+        return 0
+    momenta = [l.momentum for l in layers]
+    used = 0
+    try:
+        for images, _ in dataset.take(steps):
+            used += 1
+            for layer in layers:
+                layer.momentum = (used - 1) / used
+            model(images, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return used
+
+
+class BatchNormRecalibration(keras.callbacks.Callback):
+    """Before every validation: `recalibrate_batchnorm` of the student on training batches."""
+
+    def __init__(self, dataset, steps):
+        super().__init__()
+        self.dataset = dataset
+        self.steps = steps
+        self.seconds = []
+
+    def on_test_begin(self, logs=None):
+        start = time.time()
+        recalibrate_batchnorm(self.model.student, self.dataset, self.steps)
+        self.seconds.append(time.time() - start)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One short line per epoch (--verbose=2): loss, student top-1, teacher top-1, time.
+
+    Everything else still goes to TensorBoard and history.csv; Keras's own
+    verbose=2 line lists every metric (hundreds of characters).
+    """
+
+    def __init__(self, epochs, stream=None):
+        super().__init__()
+        self.epochs = epochs
+        self.stream = stream
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(self.line(epoch, logs or {}, time.time() - self._start), file=self.stream or sys.stdout,
+              flush=True)
+
+    def line(self, epoch, logs, seconds):
+        def pct(key):
+            return f"{100 * float(logs[key]):.2f}" if key in logs else "-"
+        parts = [f"epoch {epoch + 1}/{self.epochs}", f"loss {float(logs.get('loss', float('nan'))):.4f}",
+                 f"top1 train {pct('top1')} val {pct('val_top1')}"]
+        if "teacher_top1" in logs:
+            parts.append(f"teacher {pct('teacher_top1')} val {pct('val_teacher_top1')}")
+        parts.append(f"{seconds:.0f}s")
+        return " | ".join(parts)
 
 
 class DistillationLogger(keras.callbacks.Callback):

@@ -20,6 +20,7 @@ STRIDE2_PADDINGS = ("symmetric", "same")
 CLASSIFIERS = ("dense", "conv_bn")
 CIFAR_RESNETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+DEFAULT_RECALIBRATION_STEPS = 20
 FLAVOUR_OF = {"cnn": "conv", "ann": "adder", "bnn": "binary",
               "kd": "adder", "mmd": "adder", "pkkd": "adder"}
 
@@ -54,6 +55,7 @@ class Config:
     steps_per_epoch: int = 0
     train_examples: int = 0
     num_classes: int = 0
+    bn_recalibration_steps: int = -1   # -1: 20 for adder students, 0 otherwise
     flip: object = None   # None: the dataset's default
     verbose: int = 1
 
@@ -70,6 +72,14 @@ class Config:
         if self.classifier != "dense":
             options["classifier_head"] = self.classifier
         return options
+
+    @property
+    def recalibration_steps(self):
+        """Training batches that re-estimate the student's BatchNorm statistics before
+        each validation and the final evaluation (default: 20 for adder students)."""
+        if self.bn_recalibration_steps >= 0:
+            return self.bn_recalibration_steps
+        return DEFAULT_RECALIBRATION_STEPS if self.flavour == "adder" else 0
 
     @property
     def has_teacher(self):
@@ -97,6 +107,7 @@ class Config:
         _at_least("steps_per_epoch", self.steps_per_epoch, 0)
         _at_least("train_examples", self.train_examples, 0)
         _at_least("num_classes", self.num_classes, 0)
+        _at_least("bn_recalibration_steps", self.bn_recalibration_steps, -1)
         if self.num_classes and self.dataset != "npz":
             raise UserError(f"--num_classes is for --dataset=npz; {self.dataset} has a fixed class count")
         _positive("lr", self.lr)

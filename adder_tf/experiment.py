@@ -7,12 +7,14 @@ schedule's position) and the epoch counter, written at every epoch end.
 """
 import json
 import os
+import sys
 import time
 
 import keras
 import numpy as np
 
 from adder_tf import export as export_lib
+from adder_tf.callbacks import BatchNormRecalibration, recalibrate_batchnorm
 from adder_tf.data import load_dataset
 from adder_tf.distill.trainer import DistillationTrainer
 from adder_tf.models import build_model
@@ -38,13 +40,25 @@ def train(config):
     resumed_from = _completed_epochs(config.model_dir)
     probe = _probe_images(data)
     callbacks = _callbacks(config, trainer, probe)
+    if config.recalibration_steps and strategy.num_replicas_in_sync == 1:
+        callbacks.insert(0, BatchNormRecalibration(data.train, config.recalibration_steps))
+    elif config.recalibration_steps:
+        print(f"note: BatchNorm re-estimation (--bn_recalibration_steps) runs on one replica "
+              f"only; skipped with {strategy.num_replicas_in_sync}", file=sys.stderr)
     start = time.time()
     trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
                 validation_data=data.test, callbacks=callbacks,
-                verbose=config.verbose, shuffle=False)
+                verbose=1 if config.verbose == 1 else 0, shuffle=False)
+    recalibration = _recalibration(callbacks)
+    if recalibration is not None:
+        recalibrate_batchnorm(trainer.student, data.train, recalibration.steps)
     final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
     results.update(_final_health(trainer, callbacks, probe))
+    if recalibration is not None:
+        results["bn_recalibration"] = {
+            "steps": recalibration.steps,
+            "seconds_per_validation": round(sum(recalibration.seconds) / max(len(recalibration.seconds), 1), 2)}
     if is_chief():
         export_lib.export_run(trainer, config.model_dir)
         with open(os.path.join(config.model_dir, "results.json"), "w") as f:
@@ -90,6 +104,11 @@ def _build_trainer(config, data, total_steps):
 PROBE_IMAGES = 256
 
 
+def _recalibration(callbacks):
+    """The BatchNorm re-estimation callback in use, or None (off, or several replicas)."""
+    return next((c for c in callbacks if isinstance(c, BatchNormRecalibration)), None)
+
+
 def _probe_images(data):
     """A fixed batch of test images for the per-tap health figures."""
     return next(iter(data.test.unbatch().batch(PROBE_IMAGES)))[0]
@@ -107,13 +126,13 @@ def _final_health(trainer, callbacks, probe):
 
 
 def _callbacks(config, trainer, probe):
-    from adder_tf.callbacks import NonFiniteGuard, DistillationLogger
+    from adder_tf.callbacks import DistillationLogger, EpochLine, NonFiniteGuard
     folder = worker_dir(config.model_dir)
     os.makedirs(folder, exist_ok=True)
     logs = os.path.join(folder, "logs")
     # The history row is written before the checkpoint: a kill between the
     # two replays that epoch and `_history` keeps its last row.
-    return [
+    return ([EpochLine(config.epochs)] if config.verbose == 2 else []) + [
         NonFiniteGuard(),
         keras.callbacks.CSVLogger(_history_path(config.model_dir), append=True),
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False,

@@ -6,6 +6,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA-probe noise on CPU
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow with stderr closed, unless --debug is on the command line.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probe: 'I0000 ...') are
+    written before its logging is configured and ignore TF_CPP_MIN_LOG_LEVEL;
+    they would open every command. Errors later on are not affected. Call
+    it after the flags are checked, so a bad flag still fails at once.
+    """
+    if any(a in ("--debug", "--debug=true", "--debug=True") for a in sys.argv[1:]):
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+            import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+
 HELP_FLAGS = ("--help", "-?", "--helpshort", "--helpfull", "-help")
 
 # Exit statuses: 0 done, 2 bad input, 130 interrupted (the shell's 128 + SIGINT),

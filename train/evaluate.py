@@ -29,6 +29,7 @@ def top_k_hits(logits, labels, k):
 
 
 def main(argv):
+    cli.import_tensorflow_quietly()
     if not F.saved_model or not os.path.exists(os.path.join(F.saved_model, "saved_model.pb")):
         raise UserError(f"--saved_model {F.saved_model!r}: not a SavedModel folder")
     if F.dataset not in DATASETS:

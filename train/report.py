@@ -30,6 +30,7 @@ def _warn(message):
 
 
 def main(argv):
+    cli.import_tensorflow_quietly()
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     from adder_tf.report import collect, tables
