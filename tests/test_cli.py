@@ -129,3 +129,18 @@ def test_short_progress_lines_and_validation_not_at_chance(tmp_path):
     assert trained, results["history"]
     assert all(h["val_top1"] > 0.5 for h in trained), results["history"]
     assert results["bn_recalibration"]["steps"] == 20
+
+
+def test_evaluate_takes_a_run_folder_and_tells_bad_paths_apart(trained, tmp_path):
+    out = run("evaluate.py", f"--saved_model={trained}")     # dataset from the run
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"evaluating {trained}/export/student" in out.stderr
+    assert last_json(out)["n"] == 360
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_text("x")
+    (tmp_path / "empty").mkdir()
+    for path, message in ((tmp_path / "nope", "no such file or folder"),
+                          (keras_file, "a .keras file, not a SavedModel folder"),
+                          (tmp_path / "empty", "neither saved_model.pb nor export/student")):
+        out = run("evaluate.py", f"--saved_model={path}", "--dataset=digits")
+        assert out.returncode == 2 and message in out.stderr.strip().splitlines()[-1], out.stderr

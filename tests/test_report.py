@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from adder_tf.errors import UserError
@@ -329,3 +330,35 @@ def test_feature_health_section_per_group(tmp_path):
     assert "Dead taps per seed: 0, 1" in section
     assert "| stage1_block1_conv1 | 0.3 | 0.5 | 0.3 | 100 | 2 |" in section   # means over seeds
     assert section.count("### #") == 1    # the ANN has no heads
+
+
+def test_single_run_is_named_and_reported_beside_it(tmp_path):
+    run_dir = tmp_path / "my_run"
+    write_run(run_dir, method="ann")
+    out = _report(f"--runs={run_dir}", "--nocurves", "--noweights")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "`my_run`" in out.stdout and "`.`" not in out.stdout
+    assert (tmp_path / "my_run_report" / "report.md").exists()
+    assert not (run_dir / "report").exists()
+
+
+def test_curves_show_teachers_and_figures_have_axis_labels(tmp_path):
+    import matplotlib.pyplot as plt
+    write_run(tmp_path / "pkkd", method="pkkd")
+    results = json.loads((tmp_path / "pkkd" / "results.json").read_text())
+    for row in results["history"]:
+        row["teacher_top1"], row["val_teacher_top1"] = 0.8, 0.7
+    (tmp_path / "pkkd" / "results.json").write_text(json.dumps(results))
+    drawn = []
+    real_plot = plt.Axes.plot
+    plt.Axes.plot = lambda self, *a, **k: drawn.append(k.get("label")) or real_plot(self, *a, **k)
+    try:
+        plots.accuracy_curves(groups_under(tmp_path), str(tmp_path))
+    finally:
+        plt.Axes.plot = real_plot
+    assert any(label and "teacher test" in label for label in drawn)
+    fig, ax = plt.subplots()
+    x = np.random.default_rng(0).normal(size=500)
+    plots._panel(ax, x, "CNN conv weights: layer a", plots.describe(x))
+    assert ax.get_xlabel() == "weight value" and ax.get_ylabel() == "density"
+    plt.close(fig)

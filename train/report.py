@@ -19,7 +19,8 @@ from adder_tf.errors import UserError
 
 F = flags.FLAGS
 flags.DEFINE_string("runs", "", "Folder searched (recursively) for results.json files.")
-flags.DEFINE_string("out", "", "Folder for report.md and the PNG figures (default: RUNS/report).")
+flags.DEFINE_string("out", "", "Folder for report.md and the PNG figures (default: RUNS/report, "
+                    "or RUN_report beside a single run folder).")
 flags.DEFINE_bool("curves", True, "Draw accuracy curves.")
 flags.DEFINE_bool("weights", True, "Draw weight histograms (loads the saved .keras models).")
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
@@ -27,6 +28,14 @@ flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 
 def _warn(message):
     print(message, file=sys.stderr)
+
+
+def default_out(runs):
+    """RUNS/report for a folder of runs; beside a single run (RUN_report), never inside it."""
+    if os.path.exists(os.path.join(runs, "results.json")):
+        run = os.path.abspath(runs).rstrip(os.sep)
+        return run + "_report"
+    return os.path.join(runs, "report")
 
 
 def main(argv):
@@ -41,7 +50,7 @@ def main(argv):
             where = ", ".join(r.path for r in g.runs if r.seed in g.repeated_seeds)
             _warn(f"warning: the same settings and seed {g.repeated_seeds} in several folders "
                   f"({where}); each counts as a run")
-    out = F.out or os.path.join(F.runs, "report")
+    out = F.out or default_out(F.runs)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:

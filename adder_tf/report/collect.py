@@ -114,6 +114,14 @@ def _same(a, b):
     return a == b
 
 
+def run_name(path, root=None):
+    """A run's folder relative to --runs; its own name when --runs is the run itself."""
+    if not root:
+        return path
+    rel = os.path.relpath(path, root)
+    return os.path.basename(os.path.abspath(path)) if rel == "." else rel
+
+
 def find_results(root):
     """Every results.json under root (recursively), sorted."""
     found = []

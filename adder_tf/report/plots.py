@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from adder_tf.report import tables  # noqa: E402
+from adder_tf.report.collect import run_name  # noqa: E402
 
 COLOURS = {"cnn": "tab:blue", "bnn": "tab:gray", "ann": "tab:orange", "kd": "tab:purple",
            "mmd": "tab:green", "pkkd": "tab:red"}
@@ -66,12 +67,15 @@ def accuracy_curves(groups, out_dir):
         drawn = 0
         for method, g in chosen.items():
             colour = COLOURS.get(method)
-            for key, style, what in (("val_top1", "-", "test"), ("top1", "--", "train")):
+            for key, style, what, width in (("val_top1", "-", "test", 1.6), ("top1", "--", "train", 1.6),
+                                            ("val_teacher_top1", "-", "teacher test", 0.8),
+                                            ("teacher_top1", "--", "teacher train", 0.8)):
                 curve = mean_curve(g.runs, key)
                 if curve is None:
                     continue
                 epochs = np.arange(1, len(curve) + 1)
-                ax.plot(epochs, 100 * curve, style, color=colour, lw=1.6,
+                ax.plot(epochs, 100 * curve, style, color=colour, lw=width,
+                        alpha=1.0 if width > 1 else 0.6,
                         label=f"{method} {what}" + (f" (n={g.n})" if g.n > 1 else ""))
                 drawn += 1
         if not drawn:
@@ -79,7 +83,7 @@ def accuracy_curves(groups, out_dir):
             continue
         ax.set_xlabel("epoch")
         ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(f"{arch} on {dataset}: test (solid) and train (dashed)")
+        ax.set_title(f"{arch} on {dataset}: test (solid) and train (dashed); teachers thin")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, ncol=2)
         fig.tight_layout()
@@ -168,6 +172,8 @@ def _panel(ax, x, title, stats):
     ax.plot(grid, np.exp(-np.abs(grid - lap["m"]) / lap["b"]) / (2 * lap["b"]),
             color="tab:red", lw=1.5, label=f"Laplace m={lap['m']:.3g} b={lap['b']:.3g}  ll={lap['loglik']:.3f}")
     ax.set_title(title, fontsize=9)
+    ax.set_xlabel("weight value" + (" (standardized per layer)" if "standardized" in title else ""))
+    ax.set_ylabel("density")
     ax.legend(fontsize=7)
 
 
@@ -237,11 +243,6 @@ def weight_sources(groups):
     return out
 
 
-def _shown(folder, root):
-    rel = os.path.relpath(folder, root) if root else folder
-    return os.path.basename(os.path.abspath(folder)) if rel == "." else rel
-
-
 def weight_histograms(groups, out_dir, root=None, warn=print):
     """PNG files and a Markdown section with the fitted parameters."""
     written, rows = [], []
@@ -252,7 +253,7 @@ def weight_histograms(groups, out_dir, root=None, warn=print):
             warn(f"warning: weight histogram {dataset}/{arch}/{label}: cannot load a model ({type(e).__name__}: {e})")
             continue
         path = os.path.join(out_dir, f"weights_{_slug(dataset, arch, label)}.png")
-        where = ", ".join(_shown(f, root) for f in folders)
+        where = ", ".join(run_name(f, root) for f in folders)
         stats = weight_figure(cnn, ann, path, f"{arch} on {dataset}, {label.replace('_', ' ')} ({where})")
         if stats is None:
             warn(f"warning: weight histogram {dataset}/{arch}/{label}: no adder layers to compare")

@@ -11,7 +11,7 @@ numbered note.
 import os
 
 from adder_tf.report import paper
-from adder_tf.report.collect import distinguishing
+from adder_tf.report.collect import distinguishing, run_name
 
 DASH = "—"
 
@@ -215,7 +215,7 @@ def summary(groups, root=None):
               "epochs", "n", "student top-1 %", "student top-5 %", "teacher top-1 %", "other settings"]
     folders = []
     for i, g in enumerate(groups, 1):
-        paths = [os.path.relpath(r.path, root) if root else r.path for r in g.runs]
+        paths = [run_name(r.path, root) for r in g.runs]
         seeds = ", ".join(str(s) for s in g.seeds) or "?"
         folders.append(f"- #{i} (seeds {seeds}): " + ", ".join(f"`{p}`" for p in paths))
     return "\n".join([
