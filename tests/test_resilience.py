@@ -115,3 +115,20 @@ def test_help_exits_0():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "train", "main.py"), "--help"],
                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--feature_norm" in out.stdout
+
+
+def test_unexpected_failure_is_one_line_and_status_1(tmp_path):
+    ok = subprocess.run(command("--epochs=1", f"--model_dir={tmp_path}"), cwd=ROOT, env=env(),
+                        capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    backup = os.path.join(tmp_path, "backup")
+    for name in os.listdir(backup):
+        if name.endswith(".bkp"):
+            os.remove(os.path.join(backup, name))
+    with open(os.path.join(backup, "latest.weights.h5"), "w") as f:
+        f.write("not a checkpoint")
+    out = subprocess.run(command("--epochs=2", f"--model_dir={tmp_path}"), cwd=ROOT, env=env(),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "--debug" in last and "Traceback" not in out.stderr
