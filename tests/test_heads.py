@@ -109,5 +109,6 @@ def test_head_get_config_round_trip():
     assert (clone.side, clone.feature_loss, clone.use_kernel, clone.use_conv) == ("student", "kernel", True, False)
     teacher = AlignmentHead.from_config(AlignmentHead("teacher", name="t").get_config())
     assert teacher.feature_norm == "standardize" and not teacher.use_conv   # no rho_c by default
+    assert not teacher.kernel_transform.learned and AlignmentHead("student", name="s").kernel_transform.learned
     literal = AlignmentHead("teacher", feature_norm="none", name="t2")
     assert literal.use_conv and not literal.kernel_transform.bounded

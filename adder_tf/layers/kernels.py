@@ -18,7 +18,7 @@ fixed or freely learned sigma does not, and the exponent then saturates
 no first-batch initialisation. `bounded=True` (the default) keeps the
 learned factor within [1/4, 4] with a smooth squashing function whose slope
 never reaches 0, so no width can run off to where the kernel is flat;
-`bounded=False` learns t freely (the paper's learnable sigma). The Laplace
+`bounded=False` learns t freely (the paper's learnable sigma); `learned=False` keeps the factor at 1. The Laplace
 exponent is <= 0 and cannot overflow; the Gaussian one is clipped at 30 per
 element, which only values beyond 60 times the batch's mean |x*f| reach:
 the width follows the batch, so a whole tap cannot saturate.
@@ -46,20 +46,24 @@ def batch_mean(z):
 class _KernelTransform(keras.layers.Layer):
     """A kernel with one learnable log-factor t on the batch's feature scale."""
 
-    def __init__(self, bounded=True, **kwargs):
+    def __init__(self, bounded=True, learned=True, **kwargs):
         super().__init__(**kwargs)
         self.bounded = bool(bounded)
+        self.learned = bool(learned)
 
     def build(self, input_shape):
-        self.log_factor = self.add_weight(name="log_factor", shape=(), initializer="zeros")
+        self.log_factor = (self.add_weight(name="log_factor", shape=(), initializer="zeros")
+                           if self.learned else None)
 
     def factor_exponent(self):
+        if self.log_factor is None:
+            return 0.0
         t = self.log_factor
         return LOG_FACTOR_LIMIT * _soft_unit(t / LOG_FACTOR_LIMIT) if self.bounded else t
 
     def get_config(self):
         config = super().get_config()
-        config.update(bounded=self.bounded)
+        config.update(bounded=self.bounded, learned=self.learned)
         return config
 
 
