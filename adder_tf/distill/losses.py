@@ -1,8 +1,10 @@
-"""PKKD's losses (Xu et al. 2020, eq. 13-14), as per-example vectors.
+"""PKKD's losses (Xu et al. 2020, eq. 13-14).
 
-Every function returns one value per example so the trainer can divide by
-the GLOBAL batch size (tf.nn.compute_average_loss): summed across replicas
-that gives the same gradient as one device, which a plain mean would not.
+The label and soft-label terms return one value per example so the trainer
+can divide by the GLOBAL batch size (tf.nn.compute_average_loss); the
+feature term is computed from global-batch moments and returned as this
+replica's share. Summed across replicas, each gives the gradient one
+device computes, which a plain per-replica mean would not.
 
     L       = beta * L_mid + L_blend
     L_blend = alpha * KL(softmax(teacher / T) || softmax(student / T)) * T^2 + CE(labels, student)
