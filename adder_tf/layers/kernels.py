@@ -55,9 +55,13 @@ class _KernelTransform(keras.layers.Layer):
         self.log_factor = (self.add_weight(name="log_factor", shape=(), initializer="zeros")
                            if self.learned else None)
 
-    def factor_exponent(self):
+    def scaled(self, base):
+        """base * exp(t): the learned factor on the batch's scale (none when not learned)."""
         if self.log_factor is None:
-            return 0.0
+            return base
+        return base * ops.cast(ops.exp(self.factor_exponent()), base.dtype)
+
+    def factor_exponent(self):
         t = self.log_factor
         return LOG_FACTOR_LIMIT * _soft_unit(t / LOG_FACTOR_LIMIT) if self.bounded else t
 
@@ -73,7 +77,7 @@ class GaussianKernel(_KernelTransform):
 
     def sigma(self, z):
         scale = ops.maximum(batch_mean(ops.abs(z)), 1e-12)
-        return ops.sqrt(scale) * ops.exp(self.factor_exponent())
+        return self.scaled(ops.sqrt(scale))
 
     def call(self, z):
         inv_two_sigma_sq = 0.5 / ops.square(self.sigma(z))
@@ -86,7 +90,7 @@ class LaplaceKernel(_KernelTransform):
 
     def sigma(self, y):
         # An adder output is -distance <= 0, so mean(-y) is the mean distance.
-        return ops.maximum(-batch_mean(y), 1e-12) * ops.exp(self.factor_exponent())
+        return self.scaled(ops.maximum(-batch_mean(y), 1e-12))
 
     def call(self, y):
         # exp(-d / sigma) with d = -y >= 0: in (0, 1], no overflow possible.
