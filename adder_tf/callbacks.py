@@ -151,3 +151,38 @@ class DistillationLogger(keras.callbacks.Callback):
                         tf.summary.scalar(f"{key}/{row['tap']}", row[key])
                 tf.summary.scalar("dead_taps", dead_taps(self.health, self.start))
         self._writer.flush()
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """keras.callbacks.TensorBoard whose weight histograms keep the networks apart.
+
+    A distiller holds two networks whose layers have the same names (that
+    is how taps pair up), so Keras's own callback writes the teacher's and
+    the student's histograms under one tag. Here they go under "student/",
+    "teacher/" and "heads/"; any other model is logged as Keras does.
+    """
+
+    def _log_weights(self, epoch):
+        groups = _weight_groups(self.model)
+        if groups is None:
+            return super()._log_weights(epoch)
+        with self._train_writer.as_default():
+            for prefix, variables in groups:
+                for variable in variables:
+                    name = variable.path.replace(":", "_")
+                    self.summary.histogram(f"{prefix}/{name}/histogram", variable, step=epoch)
+            self._train_writer.flush()
+
+
+def _weight_groups(model):
+    student = getattr(model, "student", None)
+    if student is None:
+        return None
+    groups = [("student", student.weights)]
+    if getattr(model, "teacher", None) is not None:
+        groups.append(("teacher", model.teacher.weights))
+    heads = [v for h in getattr(model, "student_heads", []) + getattr(model, "teacher_heads", [])
+             for v in h.weights]
+    if heads:
+        groups.append(("heads", heads))
+    return groups

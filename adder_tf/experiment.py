@@ -16,9 +16,9 @@ import numpy as np
 from adder_tf import export as export_lib
 from adder_tf.callbacks import BatchNormRecalibration, recalibrate_batchnorm
 from adder_tf.data import load_dataset
-from adder_tf.distill.trainer import DistillationTrainer
-from adder_tf.models import build_model
-from adder_tf.optim import AdderSGD, adder_filters
+from adder_tf import distill
+from adder_tf.models import build_model, tap_names
+from adder_tf.optim import AdderSGD
 from adder_tf.strategy import is_chief, make_strategy, worker_dir
 from adder_tf.teacher import load_teacher
 
@@ -35,8 +35,7 @@ def train(config):
     train_ds, steps = _epoch_data(data.train, config.steps_per_epoch)
     os.makedirs(config.model_dir, exist_ok=True)
     with strategy.scope():
-        trainer = _build_trainer(config, data, steps * config.epochs)
-        trainer.initialize(next(iter(data.train))[0])
+        trainer, taps = _build_trainer(config, data, steps * config.epochs)
     resumed_from = _completed_epochs(config.model_dir)
     probe = _probe_images(data)
     callbacks = _callbacks(config, trainer, probe)
@@ -60,7 +59,7 @@ def train(config):
             "steps": recalibration.steps,
             "seconds_per_validation": round(sum(recalibration.seconds) / max(len(recalibration.seconds), 1), 2)}
     if is_chief():
-        export_lib.export_run(trainer, config.model_dir)
+        export_lib.export_run(trainer, config.model_dir, taps)
         with open(os.path.join(config.model_dir, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
     return results
@@ -82,23 +81,34 @@ def _optimizer(config, total_steps, eta):
 
 
 def _build_trainer(config, data, total_steps):
+    """The run's distiller, built through the public API; and the networks' tap names."""
     student = build_model(config.arch, config.flavour, data.input_shape, data.num_classes,
                           sync_bn=config.sync_bn, **config.model_options)
+    taps = tap_names(student)
     teacher = None
     if config.has_teacher:
         teacher = (load_teacher(config.teacher_path, config.arch, data)
                    if config.teacher == "fixed" else
                    build_model(config.arch, "conv", data.input_shape, data.num_classes,
                                sync_bn=config.sync_bn, **config.model_options))
-    trainer = DistillationTrainer(
-        student, teacher, method=config.method, alpha=config.alpha, beta=config.beta,
-        temperature=config.temperature, feature_loss=config.feature_loss,
-        feature_norm=config.feature_norm, teacher_mode=config.teacher)
-    student_opt = _optimizer(config, total_steps, config.eta)
-    student_opt.mark_adder_filters(adder_filters(student))
+    pairs = [(name, name) for name in taps]
+    progressive = config.teacher == "progressive"
+    if config.method == "pkkd":
+        trainer = distill.PKKD(teacher, student, taps=pairs, alpha=config.alpha, beta=config.beta,
+                               temperature=config.temperature, feature_loss=config.feature_loss,
+                               feature_norm=config.feature_norm, progressive=progressive)
+    elif config.method == "kd":
+        trainer = distill.KD(teacher, student, alpha=config.alpha,
+                             temperature=config.temperature, progressive=progressive)
+    elif config.method == "mmd":
+        trainer = distill.NST(teacher, student, taps=pairs, beta=config.beta,
+                              progressive=progressive)
+    else:
+        trainer = distill.Supervised(student)
     teacher_opt = _optimizer(config, total_steps, 0.0) if config.trains_teacher else None
-    trainer.compile(optimizer=student_opt, teacher_optimizer=teacher_opt)
-    return trainer
+    trainer.compile(optimizer=_optimizer(config, total_steps, config.eta),
+                    teacher_optimizer=teacher_opt)
+    return trainer, taps
 
 
 PROBE_IMAGES = 256
@@ -126,7 +136,7 @@ def _final_health(trainer, callbacks, probe):
 
 
 def _callbacks(config, trainer, probe):
-    from adder_tf.callbacks import DistillationLogger, EpochLine, NonFiniteGuard
+    from adder_tf.callbacks import DistillationLogger, EpochLine, NonFiniteGuard, TensorBoard
     folder = worker_dir(config.model_dir)
     os.makedirs(folder, exist_ok=True)
     logs = os.path.join(folder, "logs")
@@ -138,7 +148,7 @@ def _callbacks(config, trainer, probe):
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False,
                                          double_checkpoint=True),
         DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json")),
-        keras.callbacks.TensorBoard(logs, histogram_freq=1, write_graph=False),
+        TensorBoard(logs, histogram_freq=1, write_graph=False),
     ]
 
 

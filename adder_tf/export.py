@@ -3,9 +3,9 @@
 export/student and export/teacher are inference SavedModels (`serve`: images
 -> logits) that load with plain TensorFlow, without this package: they are
 traced on the plain-TF adder path so they hold standard ops only. They also
-carry `serve_taps` (logits and the distillation taps), which is what lets a
-later run use an exported CNN as a fixed teacher. student.keras and
-teacher.keras keep the full tapped Keras models.
+carry `serve_taps` (a dict: "logits" and each distillation tap by layer
+name), which is what lets a later run use an exported CNN as a fixed
+teacher. student.keras and teacher.keras keep the Keras models.
 """
 import os
 
@@ -13,28 +13,33 @@ import keras
 import tensorflow as tf
 
 from adder_tf import ops as adder_ops
-from adder_tf.models import inference_model
+from adder_tf.distill.taps import tapped_view
+
+LOGITS_KEY = "logits"
 
 
-def export_saved_model(model, path):
-    """SavedModel with `serve` (logits) and `serve_taps` ([logits, *taps])."""
+def export_saved_model(model, path, taps=()):
+    """SavedModel with `serve` (logits) and `serve_taps` ({"logits", *taps})."""
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="images")
-    infer = inference_model(model)
+    view = tapped_view(model, list(taps))
     archive = keras.export.ExportArchive()
     archive.track(model)
+
+    def with_taps(x):
+        out = view(x, training=False)
+        return {LOGITS_KEY: out[0], **dict(zip(taps, out[1:]))}
+
     with adder_ops.use_backend("reference"):
-        archive.add_endpoint("serve", lambda x: infer(x, training=False), input_signature=[spec])
-        archive.add_endpoint("serve_taps", lambda x: model(x, training=False),
-                             input_signature=[spec])
+        archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=[spec])
+        archive.add_endpoint("serve_taps", with_taps, input_signature=[spec])
         archive.write_out(path, verbose=False)
 
 
-def export_run(trainer, model_dir):
+def export_run(trainer, model_dir, taps):
+    """Exports the student and a Keras teacher of a finished run; `taps`: layer names."""
     nets = {"student": trainer.student}
-    if trainer.teacher is not None and isinstance(trainer.teacher, keras.Model):
+    if trainer.teacher is not None and not getattr(trainer.teacher, "is_loaded_saved_model", False):
         nets["teacher"] = trainer.teacher
     for name, model in nets.items():
-        if getattr(model, "is_loaded_saved_model", False):
-            continue
-        export_saved_model(model, os.path.join(model_dir, "export", name))
+        export_saved_model(model, os.path.join(model_dir, "export", name), taps)
         model.save(os.path.join(model_dir, f"{name}.keras"))

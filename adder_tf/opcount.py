@@ -158,17 +158,16 @@ def _pool_window(layer):
 
 
 def count_model(model):
-    """OpCount of a built functional model (its taps add no computation)."""
+    """OpCount of a built functional model."""
     return OpCount([c for c in (count_layer(l) for l in model.layers) if c is not None])
 
 
 def count_arch(arch, method, dataset):
     """Build the network that `method` deploys and count it."""
     from adder_tf.config import FLAVOUR_OF
-    from adder_tf.models import build_model, inference_model
+    from adder_tf.models import build_model
     input_shape, classes = DATASETS[dataset]
-    model = build_model(arch, FLAVOUR_OF[method], input_shape, classes)
-    return count_model(inference_model(model))
+    return count_model(build_model(arch, FLAVOUR_OF[method], input_shape, classes))
 
 
 def _human(n):

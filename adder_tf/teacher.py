@@ -10,6 +10,7 @@ import os
 import keras
 
 from adder_tf.errors import UserError
+from adder_tf.export import LOGITS_KEY
 from adder_tf.layers.adder import AdderConv2D
 
 
@@ -69,9 +70,28 @@ def _load_saved_model(path):
     if not hasattr(loaded, "serve_taps"):
         raise UserError(f"--teacher_path {path}: this SavedModel has no 'serve_taps' endpoint "
                         "(export it with adder_tf, or pass a .keras file)")
-    spec = loaded.serve_taps.concrete_functions[0].structured_input_signature[0][0]
+    function = loaded.serve_taps.concrete_functions[0]
+    spec = function.structured_input_signature[0][0]
+    if not isinstance(function.structured_outputs, dict) or LOGITS_KEY not in function.structured_outputs:
+        raise UserError(f"--teacher_path {path}: its 'serve_taps' endpoint does not return the "
+                        "named taps of this version (re-export it, or pass its .keras file)")
     inputs = keras.Input(shape=spec.shape[1:], name="image")
     outputs = keras.layers.TFSMLayer(path, call_endpoint="serve_taps", trainable=False)(inputs)
-    model = keras.Model(inputs, list(outputs), name="saved_model_teacher")
+    # Each tap becomes a layer named as in the network it came from, on the
+    # path to the logits, so that taps pair up by name as with any model.
+    taps = [keras.layers.Identity(name=name)(tensor)
+            for name, tensor in outputs.items() if name != LOGITS_KEY]
+    logits = FirstInput(name="logits")([outputs[LOGITS_KEY], *taps])
+    model = keras.Model(inputs, logits, name="saved_model_teacher")
     model.is_loaded_saved_model = True
     return model
+
+
+class FirstInput(keras.layers.Layer):
+    """Passes its first input through; the others only stay in the graph."""
+
+    def call(self, inputs):
+        return inputs[0]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

@@ -114,7 +114,7 @@ def bench_layers(batches, reps, with_reference):
                    "conv_ms": 1e3 * median_time(lambda: conv_step(x), reps)}
             paths = ["fast"] + (["reference"] if with_reference else [])
             for path in paths:
-                adder = AdderConv2D(cout, k, s, padding="same")
+                adder = AdderConv2D(cout, k, s, padding="same", use_bias=False)
                 adder.build(x.shape)
                 with adder_ops.use_backend(path):
                     step = layer_step(adder, x)
@@ -139,7 +139,7 @@ def make_train_step(flavour, batch, path):
     @tf.function(jit_compile=False)
     def step(x, y):
         with tf.GradientTape() as tape:
-            logits = model(x, training=True)[0]
+            logits = model(x, training=True)
             loss = loss_fn(y, logits)
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply(grads, model.trainable_variables)
@@ -155,20 +155,22 @@ def make_distill_step(batch, method="pkkd"):
     """One whole distillation step as the trainer runs it: teacher CE step + student
     step, both optimizers. pkkd: + 18 heads and the feature loss; kd: logits only,
     so pkkd - kd is what the heads and feature loss cost."""
-    from adder_tf.distill.trainer import DistillationTrainer
-    from adder_tf.models import build_model
-    from adder_tf.optim import AdderSGD, adder_filters
+    from adder_tf import distill
+    from adder_tf.models import build_model, tap_names
+    from adder_tf.optim import AdderSGD
     keras.utils.set_random_seed(0)
     student = build_model("resnet20", "adder", (32, 32, 3), 10)
     teacher = build_model("resnet20", "conv", (32, 32, 3), 10)
-    trainer = DistillationTrainer(student, teacher, method=method, alpha=10.0, beta=10.0)
+    if method == "pkkd":
+        pairs = [(n, n) for n in tap_names(student)]
+        trainer = distill.PKKD(teacher, student, taps=pairs, alpha=10.0, beta=10.0)
+    else:
+        trainer = distill.KD(teacher, student, alpha=10.0)
     opt = AdderSGD(0.01, momentum=0.9, l2=5e-4)
-    opt.mark_adder_filters(adder_filters(student))
     trainer.compile(optimizer=opt, teacher_optimizer=AdderSGD(0.01, momentum=0.9, eta=0.0))
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(batch, 32, 32, 3)).astype("float32"))
     y = tf.constant(rng.integers(0, 10, size=(batch,)))
-    trainer.initialize(x)
     step = tf.function(trainer.train_step, jit_compile=False)
     return lambda: step((x, y))
 

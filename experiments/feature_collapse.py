@@ -35,11 +35,10 @@ def _sigma(head, tap):
 
 
 def probe(trainer, images, labels, start):
-    s_out = trainer.student(images, training=False)
-    t_out = trainer.teacher(images, training=False)
-    _, terms = trainer.student_loss(labels, s_out[0], s_out[1:], t_out[0], t_out[1:])
+    s_logits, s_taps, t_logits, t_taps = trainer.tap_outputs(images)
+    _, terms = trainer.student_loss(labels, s_logits, s_taps, t_logits, t_taps)
     stds, low_var, sig_s, sig_t = [], [], [], []
-    for s, t, sh, th in zip(s_out[1:], t_out[1:], trainer.student_heads, trainer.teacher_heads):
+    for s, t, sh, th in zip(s_taps, t_taps, trainer.student_heads, trainer.teacher_heads):
         ys = tf.reshape(sh(s), [-1, s.shape[-1]])
         yt = tf.reshape(th(t), [-1, t.shape[-1]])
         vs, vt = tf.math.reduce_variance(ys, 0), tf.math.reduce_variance(yt, 0)
@@ -77,9 +76,7 @@ def main():
     keras.utils.set_random_seed(a.seed)
     data = load_dataset("folder", a.batch_size, data_dir=a.data_dir, seed=a.seed,
                         train_examples=a.train_examples)
-    trainer = experiment._build_trainer(config, data, a.steps)
-    if hasattr(trainer, "initialize"):
-        trainer.initialize(next(iter(data.train))[0])
+    trainer, _ = experiment._build_trainer(config, data, a.steps)
     images, labels = next(iter(data.test.unbatch().batch(256)))
     start = []
     marks = sorted({0, 20, 100, a.steps})

@@ -34,9 +34,7 @@ def term_gradients(trainer, images, labels):
     adder_ids = {id(l.kernel) for l in trainer.student._flatten_layers() if isinstance(l, AdderConv2D)}
     variables = trainer.student.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
-        s_out = trainer.student(images, training=True)
-        t_out = trainer.teacher(images, training=True)
-        _, terms = trainer.student_loss(labels, s_out[0], s_out[1:], t_out[0], t_out[1:])
+        _, terms = trainer.student_loss(labels, *trainer.tap_outputs(images, training=True))
     grads = {k: tape.gradient(terms[k], variables) for k in ("ce", "kd", "mid")}
     split = {}
     for k, gs in grads.items():
@@ -78,9 +76,8 @@ def main():
     keras.utils.set_random_seed(0)
     data = load_dataset("folder", a.batch_size, data_dir=a.data_dir, seed=0,
                         train_examples=a.train_examples)
-    trainer = experiment._build_trainer(config, data, a.steps)
+    trainer, _ = experiment._build_trainer(config, data, a.steps)
     images, labels = next(iter(data.train))
-    trainer.initialize(images)
     report(0, *term_gradients(trainer, images, labels))
     trainer.fit(data.train.repeat(), epochs=1, steps_per_epoch=a.steps, verbose=0)
     report(a.steps, *term_gradients(trainer, images, labels))

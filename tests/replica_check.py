@@ -23,9 +23,9 @@ import keras  # noqa: E402
 # turns rounding noise into a visible step).
 keras.config.set_floatx("float64")
 
-from adder_tf.distill.trainer import DistillationTrainer  # noqa: E402
+from adder_tf import distill  # noqa: E402
 from adder_tf.models import build_model  # noqa: E402
-from adder_tf.optim import AdderSGD, adder_filters  # noqa: E402
+from adder_tf.optim import AdderSGD  # noqa: E402
 
 
 def run(devices):
@@ -38,11 +38,11 @@ def run(devices):
         student = build_model("resnet8", "adder", (8, 8, 1), 10, sync_bn=True)
         method = os.environ.get("METHOD", "pkkd")
         teacher = build_model("resnet8", "conv", (8, 8, 1), 10, sync_bn=True) if method != "ann" else None
-        trainer = DistillationTrainer(student, teacher, method=method, alpha=1.0, beta=1.0)
+        # Public API, default taps, no set-up call: built inside the scope.
+        trainer = (distill.PKKD(teacher, student, alpha=1.0, beta=1.0) if method == "pkkd"
+                   else distill.Supervised(student))
         s_opt = AdderSGD(0.1, momentum=0.9, eta=0.2, l2=5e-4)
-        s_opt.mark_adder_filters(adder_filters(student))
         trainer.compile(optimizer=s_opt, teacher_optimizer=AdderSGD(0.1, momentum=0.9, eta=0.0, l2=5e-4) if teacher else None)
-        trainer.initialize(x[:32])
     before = [v.numpy().copy() for v in student.trainable_variables]
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
     trainer.fit(ds, epochs=int(os.environ.get("EPOCHS", 1)), steps_per_epoch=int(os.environ.get("STEPS", 2)), verbose=0, shuffle=False)

@@ -154,9 +154,11 @@ def test_layer_under_mixed_precision(backend, policy, rtol):
 # ----------------------------------------------------------- a whole model
 
 def _model_loss_and_grads(path):
-    from adder_tf.models import build_model
+    from adder_tf.distill.taps import tapped_view
+    from adder_tf.models import build_model, tap_names
     keras.utils.set_random_seed(11)
-    model = build_model("resnet8", "adder", (8, 8, 1), 10)
+    net = build_model("resnet8", "adder", (8, 8, 1), 10)
+    model = tapped_view(net, tap_names(net))   # logits and the taps, for their gradients too
     rng = np.random.default_rng(11)
     x = tf.constant(rng.normal(size=(4, 8, 8, 1)).astype(np.float32))
     labels = tf.constant(rng.integers(0, 10, size=(4,)))

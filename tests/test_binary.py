@@ -101,7 +101,7 @@ def test_sign_ste():
 
 def test_serialization_roundtrip(tmp_path):
     inputs = keras.Input((8, 8, 3))
-    outputs = BinaryConv2D(4, 3, strides=2, name="bin")(inputs)
+    outputs = BinaryConv2D(4, 3, strides=2, padding="same", name="bin")(inputs)
     model = keras.Model(inputs, outputs)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
     path = tmp_path / "m.keras"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from adder_tf.layers.binary import BinaryConv2D
-from adder_tf.models import build_model
+from adder_tf.models import build_model, tap_names
 
 
 @pytest.mark.parametrize("arch, shape", [("resnet8", (8, 8, 1)), ("vgg_small", (32, 32, 3))])
@@ -23,6 +23,8 @@ def test_binary_layers_see_signed_inputs(arch, shape):
 def test_conv_and_adder_flavours_share_structure_and_taps():
     conv = build_model("resnet20", "conv", (32, 32, 3), 10)
     adder = build_model("resnet20", "adder", (32, 32, 3), 10)
-    assert len(conv.outputs) == len(adder.outputs) == 1 + 18   # logits + 18 taps
-    assert [o.shape for o in conv.outputs] == [o.shape for o in adder.outputs]
+    assert len(conv.outputs) == len(adder.outputs) == 1   # logits only
+    assert tap_names(conv) == tap_names(adder) and len(tap_names(conv)) == 18
+    assert ([conv.get_layer(n).output.shape for n in tap_names(conv)]
+            == [adder.get_layer(n).output.shape for n in tap_names(adder)])
     assert [l.name for l in conv.layers] == [l.name for l in adder.layers]

@@ -1,13 +1,13 @@
-"""DistillationTrainer: what reaches which network, and stability at lr 0.1."""
+"""The distillers' step: what reaches which network, and stability at lr 0.1."""
 import keras
 import pytest
 import numpy as np
 import tensorflow as tf
 
 from adder_tf.data import load_dataset
-from adder_tf.distill.trainer import DistillationTrainer
-from adder_tf.models import build_model
-from adder_tf.optim import AdderSGD, adder_filters
+from adder_tf import distill
+from adder_tf.models import build_model, tap_names
+from adder_tf.optim import AdderSGD
 
 
 def _batch(n=32, seed=0):
@@ -21,12 +21,18 @@ def _trainer(method="pkkd", lr=0.1, teacher_lr=0.1, teacher=None, **kwargs):
     student = build_model("resnet8", flavour, (8, 8, 1), 10)
     if teacher is None and method in ("kd", "mmd", "pkkd"):
         teacher = build_model("resnet8", "conv", (8, 8, 1), 10)
-    trainer = DistillationTrainer(student, teacher, method=method, **kwargs)
+    taps = [(n, n) for n in tap_names(student)]
+    if method == "pkkd":
+        trainer = distill.PKKD(teacher, student, taps=taps, **kwargs)
+    elif method == "kd":
+        trainer = distill.KD(teacher, student, **kwargs)
+    elif method == "mmd":
+        trainer = distill.NST(teacher, student, taps=taps, **kwargs)
+    else:
+        trainer = distill.Supervised(student, **kwargs)
     opt = AdderSGD(lr, momentum=0.9, eta=0.2, l2=5e-4)
-    opt.mark_adder_filters(adder_filters(student))
-    t_opt = keras.optimizers.SGD(teacher_lr) if teacher is not None else None
+    t_opt = keras.optimizers.SGD(teacher_lr) if trainer.progressive else None
     trainer.compile(optimizer=opt, teacher_optimizer=t_opt)
-    trainer.initialize(_batch()[0])
     return trainer
 
 
@@ -34,9 +40,7 @@ def test_student_loss_sends_no_gradient_to_the_cnn():
     trainer = _trainer("pkkd", alpha=5.0, beta=5.0)
     x, y = _batch()
     with tf.GradientTape(persistent=True) as tape:
-        t_out = trainer.teacher(x, training=True)
-        s_out = trainer.student(x, training=True)
-        loss, _ = trainer.student_loss(y, s_out[0], s_out[1:], t_out[0], t_out[1:])
+        loss, _ = trainer.student_loss(y, *trainer.tap_outputs(x, training=True))
     grads = tape.gradient(loss, trainer.teacher.trainable_variables)
     assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0.0 for g in grads)
     # ... while it does reach the student and both sides' heads
@@ -53,7 +57,7 @@ def test_progressive_teacher_takes_a_plain_cross_entropy_step():
     trainer.fit(tf.data.Dataset.from_tensors((x, y)), epochs=1, verbose=0)
     opt = keras.optimizers.SGD(0.1)
     with tf.GradientTape() as tape:
-        ce = keras.losses.sparse_categorical_crossentropy(y, reference(x, training=True)[0],
+        ce = keras.losses.sparse_categorical_crossentropy(y, reference(x, training=True),
                                                           from_logits=True)
         loss = tf.reduce_mean(ce)
     opt.apply_gradients(zip(tape.gradient(loss, reference.trainable_variables),
@@ -65,7 +69,7 @@ def test_progressive_teacher_takes_a_plain_cross_entropy_step():
 def test_fixed_teacher_does_not_move():
     teacher = build_model("resnet8", "conv", (8, 8, 1), 10)
     teacher.trainable = False
-    trainer = _trainer("pkkd", teacher=teacher, teacher_mode="fixed")
+    trainer = _trainer("pkkd", teacher=teacher, progressive=False)
     before = [w.copy() for w in teacher.get_weights()]
     x, y = _batch()
     trainer.fit(tf.data.Dataset.from_tensors((x, y)), epochs=2, verbose=0)
@@ -82,7 +86,7 @@ def test_pkkd_stays_finite_for_hundreds_of_steps_at_lr_0_1(weight):
         assert np.all(np.isfinite(values)), name
     assert all(np.all(np.isfinite(w)) for w in trainer.get_weights())
     x = next(iter(data.train))[0]
-    s_taps, t_taps = trainer.student(x)[1:], trainer.teacher(x)[1:]
+    _, s_taps, _, t_taps = trainer.tap_outputs(x)
     sigmas = [h.sigma_value(t) for h, t in zip(trainer.student_heads + trainer.teacher_heads,
                                                list(s_taps) + list(t_taps))]
     assert all(np.isfinite(s) and s > 0 for s in sigmas)
@@ -93,8 +97,9 @@ def test_pkkd_stays_finite_for_hundreds_of_steps_at_lr_0_1(weight):
 def test_every_method_trains_a_step():
     x, y = _batch()
     ds = tf.data.Dataset.from_tensors((x, y))
+    kwargs = {"kd": {"alpha": 1.0}, "mmd": {"beta": 1.0}, "pkkd": {"alpha": 1.0, "beta": 1.0}}
     for method in ("cnn", "ann", "bnn", "kd", "mmd", "pkkd"):
-        logs = _trainer(method).fit(ds, epochs=1, verbose=0).history
+        logs = _trainer(method, **kwargs.get(method, {})).fit(ds, epochs=1, verbose=0).history
         assert np.isfinite(logs["loss"][0]), method
         assert ("loss_kd" in logs) == (method in ("kd", "pkkd")), method
         assert ("loss_mid" in logs) == (method in ("mmd", "pkkd")), method

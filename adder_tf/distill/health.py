@@ -22,10 +22,9 @@ def _channel_moments(y):
 
 def feature_health(trainer, images):
     """One dict per tap, in network order (see the module docstring)."""
-    s_out = trainer.student(images, training=False)
-    t_out = trainer.teacher(images, training=False)
+    _, s_taps, _, t_taps = trainer.tap_outputs(images)
     rows = []
-    for layer, s, t, sh, th in zip(trainer.tap_names, s_out[1:], t_out[1:],
+    for layer, s, t, sh, th in zip(trainer.tap_names, s_taps, t_taps,
                                    trainer.student_heads, trainer.teacher_heads):
         ys, yt = sh(s), th(t)
         cs, std_s = _channel_moments(ys)

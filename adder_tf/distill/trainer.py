@@ -12,13 +12,19 @@ Every step:
   student: one step on its method's loss; teacher outputs enter it through
   stop_gradient, so no gradient of the student's loss reaches the CNN.
 """
+import warnings
+
 import keras
 import tensorflow as tf
 
-from adder_tf.config import METHODS, TEACHER_METHODS
 from adder_tf.distill import losses
 from adder_tf.distill.baseline_losses import nst_loss
 from adder_tf.distill.heads import AlignmentHead
+from adder_tf.distill.taps import check_model, resolve_pairs, tapped_view
+from adder_tf.optim import adder_filters, is_adaptive
+
+LOSSES = ("ce", "kd", "nst", "pkkd")
+TAPPED_LOSSES = ("nst", "pkkd")
 
 
 def _average(per_example):
@@ -26,76 +32,124 @@ def _average(per_example):
     return tf.nn.compute_average_loss(per_example)
 
 
-class DistillationTrainer(keras.Model):
-    """Trains `student` with method in METHODS; `teacher` is a CNN with the same taps."""
+def _as_list(outputs):
+    """A view without taps returns its one output bare."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
-    def __init__(self, student, teacher=None, *, method="pkkd", alpha=1.0, beta=1.0,
+
+class _Views:
+    """The tapped views of both networks, kept out of Keras's tracking: they
+    share every weight with the networks, so tracking them would save each
+    weight twice in a checkpoint."""
+
+    def __init__(self, student, teacher):
+        self.student, self.teacher = student, teacher
+
+
+class DistillationTrainer(keras.Model):
+    """Trains `student` on `loss` (LOSSES); `teacher` is a CNN for kd, nst and pkkd.
+
+    Use the classes of `adder_tf.distill` (PKKD, KD, NST, Supervised), which
+    document the arguments; this is their common step.
+    """
+
+    def __init__(self, student, teacher=None, *, loss="pkkd", taps=None, alpha=1.0, beta=1.0,
                  temperature=1.0, feature_loss="kernel_conv1x1", feature_norm="standardize",
-                 teacher_mode="progressive", **kwargs):
+                 progressive=True, **kwargs):
         super().__init__(**kwargs)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if (method in TEACHER_METHODS) != (teacher is not None):
-            raise ValueError(f"method {method!r} {'needs' if method in TEACHER_METHODS else 'takes no'} teacher")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        check_model(student, "student")
+        if (loss != "ce") != (teacher is not None):
+            raise ValueError(f"{loss!r} {'needs a' if loss != 'ce' else 'takes no'} teacher")
+        if teacher is not None:
+            check_model(teacher, "teacher")
+            if tuple(teacher.inputs[0].shape[1:]) != tuple(student.inputs[0].shape[1:]):
+                raise ValueError(f"teacher {teacher.name!r} takes inputs of shape "
+                                 f"{tuple(teacher.inputs[0].shape[1:])}, student {student.name!r} "
+                                 f"{tuple(student.inputs[0].shape[1:])}")
+            if teacher.outputs[0].shape[-1] != student.outputs[0].shape[-1]:
+                raise ValueError(f"teacher {teacher.name!r} predicts {teacher.outputs[0].shape[-1]} "
+                                 f"classes, student {student.name!r} {student.outputs[0].shape[-1]}")
         self.student = student
         self.teacher = teacher
-        self.method = method
+        self.loss_kind = loss
         self.alpha, self.beta, self.temperature = float(alpha), float(beta), float(temperature)
         self.feature_loss = feature_loss
         self.feature_norm = feature_norm
-        self.train_teacher = teacher is not None and teacher_mode == "progressive"
-        n_taps = len(student.outputs) - 1
-        self.tap_names = [t._keras_history[0].name for t in student.outputs[1:]]
-        self.uses_heads = method == "pkkd"
-        self.student_heads = [AlignmentHead("student", feature_loss, feature_norm,
-                                            name=f"student_head_{i}")
-                              for i in range(n_taps)] if self.uses_heads else []
-        self.teacher_heads = [AlignmentHead("teacher", feature_loss, feature_norm,
-                                            name=f"teacher_head_{i}")
-                              for i in range(n_taps)] if self.uses_heads else []
+        self.progressive = bool(progressive) and teacher is not None
+        self.tap_pairs = (resolve_pairs(teacher, student, taps, same_shape=loss == "pkkd")
+                          if loss in TAPPED_LOSSES else [])
+        self.tap_names = [s for _, s in self.tap_pairs]
+        self._views = _Views(tapped_view(student, self.tap_names),
+                             tapped_view(teacher, [t for t, _ in self.tap_pairs])
+                             if teacher is not None else None)
+        self.student_heads, self.teacher_heads = self._make_heads()
         self.teacher_optimizer = None
-        self._trackers = self._make_trackers(n_taps, student.outputs[0].shape[-1])
-
-    # -- setup ---------------------------------------------------------------
-    def compile(self, optimizer, teacher_optimizer=None, **kwargs):
-        kwargs.setdefault("jit_compile", False)
-        super().compile(optimizer=optimizer, **kwargs)
-        if self.train_teacher and teacher_optimizer is None:
-            raise ValueError("a progressive teacher needs teacher_optimizer")
-        self.teacher_optimizer = teacher_optimizer if self.train_teacher else None
-
-    def initialize(self, images):
-        """Build heads and optimizers; exclude the heads from weight decay.
-
-        Run once, eagerly, inside the strategy scope and before fit, so that
-        every variable (optimizer slots included) exists before the first
-        replicated step and before a checkpoint is restored into it. The
-        heads need nothing from the data: kernel widths follow each batch.
-        """
-        s_out = self.student(images, training=False)
-        if self.teacher is not None:
-            t_out = self.teacher(images, training=False)
-            for head, tap in zip(self.teacher_heads, t_out[1:]):
-                head.build(tap.shape)
-        for head, tap in zip(self.student_heads, s_out[1:]):
-            head.build(tap.shape)
-        head_vars = [v for h in self.student_heads + self.teacher_heads
-                     for v in h.trainable_variables]
-        if head_vars:
-            # Weight decay would pull every log-width to 0 and shrink rho: the
-            # heads are loss machinery, not part of the network.
-            self.optimizer.exclude_from_weight_decay(var_list=head_vars)
-        self.optimizer.build(self.student_variables)
-        if self.teacher_optimizer is not None:
-            self.teacher_optimizer.build(self.teacher.trainable_variables)
+        self._trackers = self._make_trackers(student.outputs[0].shape[-1])
+        # Every layer is built (heads from the taps' symbolic shapes): nothing
+        # waits for a first batch, under a distribution strategy or a restore.
         self.built = True
 
+    def _make_heads(self):
+        if self.loss_kind != "pkkd":
+            return [], []
+        sides = {"student": [], "teacher": []}
+        view_outputs = {"student": self._views.student.outputs[1:],
+                        "teacher": self._views.teacher.outputs[1:]}
+        for side, heads in sides.items():
+            for i, tap in enumerate(view_outputs[side]):
+                head = AlignmentHead(side, self.feature_loss, self.feature_norm,
+                                     name=f"{side}_head_{i}")
+                head.build(tap.shape)
+                heads.append(head)
+        return sides["student"], sides["teacher"]
+
+    @property
+    def uses_heads(self):
+        return bool(self.student_heads)
+
+    # -- setup ---------------------------------------------------------------
+    def compile(self, optimizer="sgd", teacher_optimizer=None, **kwargs):
+        """optimizer: the student's (it also trains the heads); teacher_optimizer:
+        the CNN's, required when the teacher is progressive."""
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=optimizer, **kwargs)
+        if self.progressive and teacher_optimizer is None:
+            raise ValueError("a progressive teacher needs compile(..., teacher_optimizer=...); "
+                             "pass progressive=False to keep the teacher fixed")
+        self.teacher_optimizer = (keras.optimizers.get(teacher_optimizer)
+                                  if self.progressive else None)
+        self._build_optimizers()
+        self._warn_if_not_adaptive()
+
+    def _build_optimizers(self):
+        """Slots exist before the first replicated step and before a restore."""
+        head_vars = [v for h in self.student_heads + self.teacher_heads
+                     for v in h.trainable_variables]
+        if not self.optimizer.built:
+            if head_vars:
+                # Weight decay would pull every log-width to 0 and shrink rho:
+                # the heads are loss machinery, not part of the network.
+                self.optimizer.exclude_from_weight_decay(var_list=head_vars)
+            self.optimizer.build(self.student_variables)
+        if self.teacher_optimizer is not None and not self.teacher_optimizer.built:
+            self.teacher_optimizer.build(self.teacher.trainable_variables)
+
+    def _warn_if_not_adaptive(self):
+        filters = adder_filters(self.student)
+        if filters and not is_adaptive(self.optimizer):
+            warnings.warn(f"optimizer {self.optimizer.name!r} trains the student's {len(filters)} "
+                          "adder filters without AdderNet's adaptive learning rate; use "
+                          "adder_tf.optim.AdderSGD or adder_tf.optim.adaptive(optimizer)",
+                          stacklevel=3)
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # `initialize` has built every layer and both optimizers. Keras's own
+        # Everything is built at construction and compile. Keras's own
         # symbolic build would also pull a batch and reduce it across
         # workers, which fails under MultiWorkerMirroredStrategy (an eager
         # reduce of a PerReplica batch), so it is skipped once built.
-        if not self.built:
+        if not self.built or not self.optimizer.built:
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
@@ -105,15 +159,22 @@ class DistillationTrainer(keras.Model):
         return self.student.trainable_variables + head_vars
 
     def call(self, images, training=False):
-        return self.student(images, training=training)[0]
+        return self.student(images, training=training)
+
+    def tap_outputs(self, images, training=False):
+        """(student logits, student taps, teacher logits, teacher taps), taps in pair order."""
+        s_out = _as_list(self._views.student(images, training=training))
+        t_out = (_as_list(self._views.teacher(images, training=training))
+                 if self.teacher is not None else [None])
+        return s_out[0], s_out[1:], t_out[0], t_out[1:]
 
     # -- metrics -------------------------------------------------------------
-    def _make_trackers(self, n_taps, num_classes):
+    def _make_trackers(self, num_classes):
         """All metric objects, made up front: none may be created inside a replicated step."""
         names = ["loss", "loss_ce"]
-        if self.method in ("kd", "pkkd"):
+        if self.loss_kind in ("kd", "pkkd"):
             names.append("loss_kd")
-        if self.method in ("mmd", "pkkd"):
+        if self.loss_kind in TAPPED_LOSSES:
             names.append("loss_mid")
         if self.teacher is not None:
             names.append("teacher_loss")
@@ -153,14 +214,14 @@ class DistillationTrainer(keras.Model):
         """The method's loss for the student, with its terms for logging."""
         ce = _average(losses.cross_entropy(labels, s_logits))
         terms = {"ce": ce}
-        if self.method in ("kd", "pkkd"):
+        if self.loss_kind in ("kd", "pkkd"):
             terms["kd"] = _average(losses.soft_label_loss(t_logits, s_logits, self.temperature))
-        if self.method == "pkkd":
+        if self.loss_kind == "pkkd":
             terms["mid"] = self._feature_loss(list(s_taps), list(t_taps))
             total = losses.combine(ce, terms["kd"], terms["mid"], self.alpha, self.beta,
                                    self.feature_norm)
             return total, terms
-        if self.method == "mmd":
+        if self.loss_kind == "nst":
             terms["mid"] = _average(nst_loss(t_taps, s_taps))
         total = ce + self.alpha * terms.get("kd", 0.0) + self.beta * terms.get("mid", 0.0)
         return total, terms
@@ -175,18 +236,18 @@ class DistillationTrainer(keras.Model):
     # -- steps ---------------------------------------------------------------
     def train_step(self, data):
         images, labels = data
-        t_logits = t_taps = None
         with tf.GradientTape(persistent=True) as tape:
+            t_logits, t_taps = None, None
             if self.teacher is not None:
-                t_out = self.teacher(images, training=self.train_teacher)
+                t_out = _as_list(self._views.teacher(images, training=self.progressive))
                 t_logits, t_taps = t_out[0], t_out[1:]
                 t_loss = _average(losses.cross_entropy(labels, t_logits))
-            s_out = self.student(images, training=True)
+            s_out = _as_list(self._views.student(images, training=True))
             s_logits, s_taps = s_out[0], s_out[1:]
             loss, terms = self.student_loss(labels, s_logits, s_taps, t_logits, t_taps)
         student_vars = self.student_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, student_vars), student_vars))
-        if self.train_teacher:
+        if self.progressive:
             teacher_vars = self.teacher.trainable_variables
             self.teacher_optimizer.apply_gradients(
                 zip(tape.gradient(t_loss, teacher_vars), teacher_vars))
@@ -201,11 +262,11 @@ class DistillationTrainer(keras.Model):
 
     def test_step(self, data):
         images, labels = data
-        s_logits = self.student(images, training=False)[0]
+        s_logits = self.student(images, training=False)
         self._log_losses({"loss_ce": _average(losses.cross_entropy(labels, s_logits))})
         self._log_accuracy("", labels, s_logits)
         names = ["loss_ce", "top1", "top5"]
         if self.teacher is not None:
-            self._log_accuracy("teacher_", labels, self.teacher(images, training=False)[0])
+            self._log_accuracy("teacher_", labels, self.teacher(images, training=False))
             names += ["teacher_top1", "teacher_top5"]
         return self._results(names)

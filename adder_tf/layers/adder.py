@@ -2,52 +2,58 @@
 import keras
 from keras import ops
 
-from adder_tf.ops import adder_conv2d
 from adder_tf.layers.window import WindowLayer
+from adder_tf.ops import adder_conv2d
+
+ADDER_FILTER_ATTR = "_adder_tf_filter"
+
+
+def adder_initializer():
+    """N(0, 1), the AdderNet reference's filter initialisation."""
+    return keras.initializers.RandomNormal(0.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class AdderConv2D(WindowLayer):
     """2-D adder layer (AdderNet): output = -(l1 distance of each window to each filter).
 
-    Built like `keras.layers.Conv2D` (NHWC, kernel (kh, kw, c_in, c_out)).
-    Gradients follow AdderNet: full-precision filter gradient (x - f) and a
-    HardTanh-clipped input gradient. The adaptive learning rate of the paper
-    belongs to the optimizer step (see `adder_tf.optim`), not to this layer,
-    so a GradientTape sees the raw gradients. Filters start ~ N(0, 1) as in
-    the reference code; the output is large and negative, so follow the
-    layer with BatchNorm.
+    Takes `keras.layers.Conv2D`'s arguments with Conv2D's defaults (strides
+    1, padding "valid", use_bias True, activation None), so replacing the
+    class in a model keeps every shape. One default differs:
+    `kernel_initializer` is N(0, 1) as in the AdderNet reference, because
+    an l1 distance needs filters at the scale of the inputs (Glorot's tiny
+    filters make every output about -|x|, the same for every filter). The
+    output is large and negative: follow the layer with BatchNormalization
+    (momentum 0.9, see `adder_tf.models.BN_MOMENTUM`); a bias before it is
+    redundant, the library's models use `use_bias=False`.
+
+    dilation_rate and groups other than 1 and data_format "channels_first"
+    are refused. Gradients follow AdderNet: full-precision filter gradient
+    (x - f) and a HardTanh-clipped input gradient. The adaptive learning
+    rate of the paper belongs to the optimizer (`adder_tf.optim`), which
+    recognises this layer's kernel by itself.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same",
-                 use_bias=False, kernel_initializer=None, bias_initializer="zeros",
-                 kernel_regularizer=None, **kwargs):
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", *,
+                 kernel_initializer=None, **kwargs):
         super().__init__(filters, kernel_size, strides, padding,
-                         kernel_initializer=kernel_initializer or keras.initializers.RandomNormal(0.0, 1.0),
-                         kernel_regularizer=kernel_regularizer, **kwargs)
-        self.use_bias = bool(use_bias)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+                         kernel_initializer=kernel_initializer or adder_initializer(), **kwargs)
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.bias = (self.add_weight(name="bias", shape=(self.filters,),
-                                     initializer=self.bias_initializer)
-                     if self.use_bias else None)
+        # The optimizers of adder_tf.optim find adder filters by this mark,
+        # which every build sets again: after load_model as well.
+        setattr(self.kernel, ADDER_FILTER_ATTR, True)
 
-    def call(self, inputs):
+    def window(self, inputs, kernel):
         # The l1 sums are large: under a float16/bfloat16 policy they still
         # run in float32, and only the result is cast to the compute dtype.
         dtype = "float32" if self.compute_dtype in ("float16", "bfloat16") else self.compute_dtype
         x = ops.cast(inputs, dtype)
-        w = ops.cast(ops.convert_to_tensor(self.kernel), dtype)
-        y = adder_conv2d(x, w, self.strides[0], self.padding)
-        if self.bias is not None:
-            y = y + ops.cast(self.bias, dtype)
-        return ops.cast(y, self.compute_dtype)
+        w = ops.cast(ops.convert_to_tensor(kernel), dtype)
+        return adder_conv2d(x, w, self.strides[0], self.padding)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(use_bias=self.use_bias,
-                      bias_initializer=keras.initializers.serialize(self.bias_initializer))
-        return config
 
+def is_adder_filter(variable):
+    """True for the kernel of an AdderConv2D."""
+    return bool(getattr(variable, ADDER_FILTER_ATTR, False))

@@ -67,7 +67,7 @@ class BinaryConv2D(WindowLayer):
     layer and classifier stay full precision, as in the BNN papers.
     """
 
-    def call(self, inputs):
+    def window(self, inputs, kernel):
         x = ops.cast(inputs, self.compute_dtype)
-        w = ops.cast(ops.convert_to_tensor(self.kernel), self.compute_dtype)
+        w = ops.cast(ops.convert_to_tensor(kernel), self.compute_dtype)
         return binary_conv2d(x, w, self.strides[0], self.padding)

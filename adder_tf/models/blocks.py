@@ -23,10 +23,12 @@ def window_layer(flavour, filters, kernel_size, strides=1, name=None, padding="s
                              use_bias=False, kernel_initializer="he_normal",
                              name=name)
     if flavour == "adder":
-        return AdderConv2D(filters, kernel_size, strides, padding=padding, name=name)
+        return AdderConv2D(filters, kernel_size, strides, padding=padding, use_bias=False,
+                           name=name)
     if flavour == "binary":
         from adder_tf.layers.binary import BinaryConv2D
-        return BinaryConv2D(filters, kernel_size, strides, padding=padding, name=name)
+        return BinaryConv2D(filters, kernel_size, strides, padding=padding, use_bias=False,
+                            kernel_initializer="he_normal", name=name)
     raise ValueError(f"unknown flavour {flavour!r}; expected one of {FLAVOURS}")
 
 
@@ -116,6 +118,11 @@ def classifier(x, num_classes, head="dense", sync_bn=False):
     return batch_norm("classifier_bn", sync_bn)(x)
 
 
+TAPS_ATTR = "_adder_tf_taps"
+
+
 def assemble(inputs, logits, taps, name):
-    """Functional model with outputs [logits, *taps]; see `inference_model`."""
-    return keras.Model(inputs, [logits, *taps.outputs], name=name)
+    """Functional model image -> logits that knows its distillation taps (`tap_names`)."""
+    model = keras.Model(inputs, logits, name=name)
+    setattr(model, TAPS_ATTR, tuple(t._keras_history[0].name for t in taps.outputs))
+    return model

@@ -1,11 +1,10 @@
 """build_model(arch, flavour, ...): every architecture, by name.
 
-A built model has outputs [logits, *taps]: the taps are the raw outputs of the
-intermediate window layers that distillation compares. `inference_model`
-gives the single-output network that is exported; it shares the weights.
+A built model maps images to logits. `tap_names(model)` names the window
+layers whose raw outputs distillation compares (the blocks' window layers;
+not the stem, the classifier or the shortcut projections); the three
+flavours of an architecture have the same layer names.
 """
-import keras
-
 from adder_tf.models.blocks import FLAVOURS
 from adder_tf.models.resnet_cifar import DEPTHS, resnet_cifar
 
@@ -33,9 +32,14 @@ def build_model(arch, flavour, input_shape, num_classes, sync_bn=False, **option
                            sync_bn=sync_bn, **options)
 
 
-def inference_model(model):
-    """The deployable network: image in, logits out, no distillation taps."""
-    return keras.Model(model.inputs, model.outputs[0], name=f"{model.name}_inference")
+def tap_names(model):
+    """The layers a model of `build_model` is distilled at, in network order."""
+    from adder_tf.models.blocks import TAPS_ATTR
+    names = getattr(model, TAPS_ATTR, None)
+    if names is None:
+        raise ValueError(f"model {model.name!r} was not built by adder_tf.models.build_model; "
+                         "name its taps yourself")
+    return list(names)
 
 
 def _load_optional():

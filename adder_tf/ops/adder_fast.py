@@ -256,7 +256,10 @@ def load(raise_on_error=False, targets=None):
                     _say(f"done in {_state['build_seconds']:.1f} s")
                 try:
                     module = tf.load_op_library(path)
-                    isa, width = module.adder_tf_build_info()
+                    # The first use is often inside a tf.function (model.fit):
+                    # the build-info op must still run eagerly.
+                    with tf.init_scope():
+                        isa, width = module.adder_tf_build_info()
                 except Exception as e:  # tf raises NotFoundError and friends
                     raise FastOpUnavailable(f"loading {path} failed: {e}") from e
                 _state.update(_load_record(path), module=module, path=path,

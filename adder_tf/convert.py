@@ -1,0 +1,86 @@
+"""to_adder: the adder twin of a Keras CNN, layer for layer, names kept.
+
+The ANNs of the papers are "homogeneous": every convolution becomes an
+adder layer except the first (it sees raw pixels) and the classifier. The
+twin's layers keep their names, so a distiller pairs the CNN's layers with
+the ANN's by name; its weights are fresh (an adder filter is a template to
+match, not a CNN filter to reuse). BatchNormalization right after an
+adder layer gets the library's momentum 0.9 and epsilon 1e-5: with Keras's
+0.99 its moving averages trail the fast-moving adder outputs so far that
+inference-mode accuracy can sit at chance while training accuracy is high.
+"""
+import keras
+
+from adder_tf.layers.adder import AdderConv2D
+from adder_tf.models.blocks import BN_EPSILON, BN_MOMENTUM
+
+_CONV_ARGS = ("filters", "kernel_size", "strides", "padding", "data_format", "activation",
+              "use_bias", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+              "activity_regularizer", "kernel_constraint", "bias_constraint", "name",
+              "trainable", "dtype")
+
+
+def to_adder(model, *, keep=(), convert_first=False, name=None):
+    """A new model with the structure of `model`, its Conv2D layers as AdderConv2D.
+
+    keep: names of Conv2D layers to leave multiplicative.
+    convert_first: also convert the network's first Conv2D (off by default,
+      as in the papers).
+    Works on functional and Sequential models (not subclassed ones).
+    """
+    if not isinstance(model, keras.Model) or not _is_functional(model):
+        raise ValueError(f"to_adder needs a functional or Sequential keras.Model, got "
+                         f"{type(model).__name__}")
+    convs = [layer for layer in model.layers if type(layer) is keras.layers.Conv2D]
+    names = {layer.name for layer in model.layers}
+    unknown = [n for n in keep if n not in names]
+    if unknown:
+        raise ValueError(f"keep names no layer of {model.name!r}: {unknown[0]!r}")
+    if not convs:
+        raise ValueError(f"model {model.name!r} has no Conv2D layer to convert")
+    converted = {layer.name for layer in convs[(0 if convert_first else 1):]} - set(keep)
+    after_adder = _batchnorms_after(model, converted)
+
+    def clone(layer):
+        if layer.name in converted:
+            return _adder_from_conv(layer)
+        if layer.name in after_adder:
+            config = layer.get_config()
+            config.update(momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+            return type(layer).from_config(config)
+        return type(layer).from_config(layer.get_config())
+
+    twin = keras.models.clone_model(model, clone_function=clone)
+    if name:
+        twin.name = name
+    return twin
+
+
+def _is_functional(model):
+    try:
+        return bool(model.inputs) and bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _adder_from_conv(conv):
+    config = conv.get_config()
+    for arg, default in (("dilation_rate", (1, 1)), ("groups", 1)):
+        value = config.get(arg, default)
+        if value not in (default, 1, [1, 1]):
+            raise ValueError(f"Conv2D {conv.name!r} has {arg}={value!r}, which AdderConv2D does "
+                             f"not support; keep it with keep=[{conv.name!r}]")
+    return AdderConv2D(**{k: config[k] for k in _CONV_ARGS if k in config})
+
+
+def _batchnorms_after(model, converted):
+    """Names of BatchNormalization layers whose input is a converted layer's output."""
+    found = set()
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                if tensor._keras_history[0].name in converted:
+                    found.add(layer.name)
+    return found

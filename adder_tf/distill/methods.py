@@ -1,0 +1,94 @@
+"""The distillers a user builds: PKKD, KD, NST, and Supervised (no teacher).
+
+Each is a keras.Model over two ordinary single-output Keras models (image ->
+logits). Build, compile, fit:
+
+    pkkd = adder_tf.distill.PKKD(teacher=cnn, student=ann, alpha=1.0, beta=1.0)
+    pkkd.compile(optimizer=AdderSGD(0.1), teacher_optimizer=AdderSGD(0.1, eta=0))
+    pkkd.fit(train_ds, validation_data=test_ds, epochs=...)
+    pkkd.student.save("ann.keras")
+
+Nothing else is needed: the taps are resolved and checked, and the heads
+built, when the distiller is constructed; the optimizers' slots are made by
+compile. `.student` and `.teacher` are the networks themselves; the
+distiller's own weights (the heads) exist only for training. Arguments are
+checked at construction and a wrong one is named in the error.
+"""
+from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS
+from adder_tf.distill.trainer import DistillationTrainer
+
+
+def _validate_weight(name, value):
+    if not isinstance(value, (int, float)) or value < 0 or value != value:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _validate_temperature(value):
+    if not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"temperature must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _validate_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+class PKKD(DistillationTrainer):
+    """Progressive kernel-based knowledge distillation (Xu et al., NeurIPS 2020).
+
+    teacher: a CNN (image -> logits); student: the ANN to train.
+    taps: None pairs every AdderConv2D of the student (not the network's
+      first or last layer) with the teacher's layer of the same name; or a
+      list of (teacher_layer_name, student_layer_name). Each pair's outputs
+      must have the same shape.
+    alpha, beta: weights of the soft-label and feature terms; the student
+      minimises (CE + alpha KD + beta L_mid) / (1 + alpha + beta) with
+      feature_norm="standardize" (see `adder_tf.distill.losses`).
+    temperature: of the soft labels.
+    feature_loss: "kernel_conv1x1" (the paper's), "kernel", "conv1x1", "raw".
+    feature_norm: "standardize" (default, does not collapse) or "none"
+      (eq. 13-14 as written).
+    progressive: True trains the teacher beside the student (needs
+      compile(teacher_optimizer=...)); False keeps it fixed.
+    """
+
+    def __init__(self, teacher, student, *, taps=None, alpha=1.0, beta=1.0, temperature=1.0,
+                 feature_loss="kernel_conv1x1", feature_norm="standardize", progressive=True,
+                 **kwargs):
+        super().__init__(student, teacher, loss="pkkd", taps=taps,
+                         alpha=_validate_weight("alpha", alpha),
+                         beta=_validate_weight("beta", beta),
+                         temperature=_validate_temperature(temperature),
+                         feature_loss=_validate_choice("feature_loss", feature_loss, FEATURE_LOSSES),
+                         feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS),
+                         progressive=progressive, **kwargs)
+
+
+class KD(DistillationTrainer):
+    """Hinton's knowledge distillation: CE + alpha * T^2 KL(teacher || student) at temperature T."""
+
+    def __init__(self, teacher, student, *, alpha=1.0, temperature=1.0, progressive=True, **kwargs):
+        super().__init__(student, teacher, loss="kd", alpha=_validate_weight("alpha", alpha),
+                         temperature=_validate_temperature(temperature),
+                         progressive=progressive, **kwargs)
+
+
+class NST(DistillationTrainer):
+    """Neural selectivity transfer (MMD of channel maps): CE + beta * NST on the taps.
+
+    taps as in PKKD; the paired layers may differ in channels and size.
+    """
+
+    def __init__(self, teacher, student, *, taps=None, beta=1.0, progressive=True, **kwargs):
+        super().__init__(student, teacher, loss="nst", taps=taps,
+                         beta=_validate_weight("beta", beta), progressive=progressive, **kwargs)
+
+
+class Supervised(DistillationTrainer):
+    """No teacher: cross-entropy only, with the same logs and callbacks as the distillers."""
+
+    def __init__(self, student, **kwargs):
+        super().__init__(student, None, loss="ce", **kwargs)
