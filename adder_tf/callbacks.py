@@ -29,24 +29,29 @@ class NonFiniteGuard(keras.callbacks.Callback):
                             "training stopped, the last completed epoch's checkpoint is kept")
 
 
-def recalibrate_batchnorm(model, dataset, steps):
-    """Re-estimate every BatchNorm's moving mean and variance on `steps` batches.
+def recalibrate_batchnorm(model, data, steps=20, batch_size=64):
+    """Re-estimate every BatchNorm's moving mean and variance on `steps` batches of `data`.
 
-    Each moving statistic becomes the plain average of the batch statistics
-    over those batches (momentum (k-1)/k at the k-th batch), computed with
-    the current weights. Why: an adder network's outputs move fast under the
-    adaptive learning rate, and moving averages at momentum 0.9 trail them,
-    so inference-mode accuracy can sit at chance for epochs while training
-    accuracy climbs. Training itself is unaffected (it uses batch
-    statistics). Returns the number of batches used.
+    data: a tf.data.Dataset of images or (images, labels) batches, or an
+    array of images (batched by `batch_size`). Each moving statistic becomes
+    the plain average of the batch statistics over those batches (momentum
+    (k-1)/k at the k-th batch), computed with the current weights. Why: an
+    adder network's outputs move fast under the adaptive learning rate, and
+    moving averages at momentum 0.9 trail them, so inference-mode accuracy
+    can sit at chance for epochs while training accuracy climbs. Training
+    itself is unaffected (it uses batch statistics). Returns the number of
+    batches used.
     """
     layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
     if not layers or steps <= 0:
         return 0
+    if not isinstance(data, tf.data.Dataset):
+        data = tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
     momenta = [l.momentum for l in layers]
     used = 0
     try:
-        for images, _ in dataset.take(steps):
+        for batch in data.take(steps):
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
             used += 1
             for layer in layers:
                 layer.momentum = (used - 1) / used
@@ -58,17 +63,25 @@ def recalibrate_batchnorm(model, dataset, steps):
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):
-    """Before every validation: `recalibrate_batchnorm` of the student on training batches."""
+    """Before every validation: `recalibrate_batchnorm` of the trained network.
 
-    def __init__(self, dataset, steps):
+    Works with a distiller (its student) and with any model under
+    `model.fit`. Add it whenever a network with adder layers is validated
+    during training; call `recalibrate_batchnorm` once more before the
+    final evaluation or export.
+    """
+
+    def __init__(self, data, steps=20, batch_size=64):
         super().__init__()
-        self.dataset = dataset
+        self.data = data
         self.steps = steps
+        self.batch_size = batch_size
         self.seconds = []
 
     def on_test_begin(self, logs=None):
         start = time.time()
-        recalibrate_batchnorm(self.model.student, self.dataset, self.steps)
+        network = getattr(self.model, "student", self.model)
+        recalibrate_batchnorm(network, self.data, self.steps, self.batch_size)
         self.seconds.append(time.time() - start)
 
 

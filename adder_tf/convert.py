@@ -39,7 +39,7 @@ def to_adder(model, *, keep=(), convert_first=False, name=None):
     if not convs:
         raise ValueError(f"model {model.name!r} has no Conv2D layer to convert")
     converted = {layer.name for layer in convs[(0 if convert_first else 1):]} - set(keep)
-    after_adder = _batchnorms_after(model, converted)
+    after_adder = batchnorms_after(model, converted)
 
     def clone(layer):
         if layer.name in converted:
@@ -50,7 +50,11 @@ def to_adder(model, *, keep=(), convert_first=False, name=None):
             return type(layer).from_config(config)
         return type(layer).from_config(layer.get_config())
 
-    twin = keras.models.clone_model(model, clone_function=clone)
+    # Fresh inputs named as the original's, so that every layer name is kept.
+    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name)
+              for t in model.inputs]
+    twin = keras.models.clone_model(model, clone_function=clone,
+                                    input_tensors=inputs if len(inputs) > 1 else inputs[0])
     if name:
         twin.name = name
     return twin
@@ -73,14 +77,23 @@ def _adder_from_conv(conv):
     return AdderConv2D(**{k: config[k] for k in _CONV_ARGS if k in config})
 
 
-def _batchnorms_after(model, converted):
-    """Names of BatchNormalization layers whose input is a converted layer's output."""
+def batchnorms_after(model, names):
+    """Names of BatchNormalization layers whose input is the output of a layer in `names`."""
     found = set()
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
         for node in layer._inbound_nodes:
             for tensor in node.input_tensors:
-                if tensor._keras_history[0].name in converted:
+                if tensor._keras_history[0].name in names:
                     found.add(layer.name)
     return found
+
+
+def slow_batchnorms(model):
+    """(BatchNorm name, momentum) for each BatchNorm right after an AdderConv2D whose
+    momentum is above the library's 0.9."""
+    adders = {layer.name for layer in model.layers if isinstance(layer, AdderConv2D)}
+    slow = batchnorms_after(model, adders)
+    return [(layer.name, layer.momentum) for layer in model.layers
+            if layer.name in slow and layer.momentum > BN_MOMENTUM]

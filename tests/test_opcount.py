@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from adder_tf.models import inference_model
 from adder_tf.models.resnet_imagenet import resnet_imagenet
 from adder_tf.opcount import ENERGY_PJ, count_arch, count_model
 
@@ -88,7 +87,7 @@ REL_TOL = 0.02   # or agreement at the paper's printed precision
 def _ours(arch):
     dataset = "imagenet2012" if arch.startswith(("resnet18", "resnet50")) else "cifar10"
     if arch == "resnet50":       # the v1 bottleneck (stride on the first 1x1)
-        counts = [count_model(inference_model(resnet_imagenet(
+        counts = [count_model((resnet_imagenet(
             "resnet50", f, (224, 224, 3), 1000, stride_in_1x1=True))) for f in ("conv", "adder", "binary")]
     else:
         counts = [count_arch(arch.replace("_v1.5", ""), m, dataset) for m in ("cnn", "ann", "bnn")]

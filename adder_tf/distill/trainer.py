@@ -17,6 +17,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from adder_tf.convert import slow_batchnorms
 from adder_tf.distill import losses
 from adder_tf.distill.baseline_losses import nst_loss
 from adder_tf.distill.heads import AlignmentHead
@@ -30,6 +31,16 @@ TAPPED_LOSSES = ("nst", "pkkd")
 def _average(per_example):
     """Mean over the global batch: correct when replicas' gradients are summed."""
     return tf.nn.compute_average_loss(per_example)
+
+
+def _warn_if_slow_batchnorm(student):
+    slow = slow_batchnorms(student)
+    if slow:
+        name, momentum = slow[0]
+        warnings.warn(f"student BatchNormalization {name!r} (and {len(slow) - 1} more) follows an "
+                      f"adder layer with momentum {momentum}; adder outputs move fast and its moving "
+                      "averages will trail them: use momentum=adder_tf.models.BN_MOMENTUM (0.9) "
+                      "and adder_tf.callbacks.BatchNormRecalibration", stacklevel=4)
 
 
 def _as_list(outputs):
@@ -87,6 +98,7 @@ class DistillationTrainer(keras.Model):
         self.student_heads, self.teacher_heads = self._make_heads()
         self.teacher_optimizer = None
         self._trackers = self._make_trackers(student.outputs[0].shape[-1])
+        _warn_if_slow_batchnorm(student)
         # Every layer is built (heads from the taps' symbolic shapes): nothing
         # waits for a first batch, under a distribution strategy or a restore.
         self.built = True
