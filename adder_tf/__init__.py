@@ -18,7 +18,8 @@ __all__ = ["AdderConv2D", "BinaryConv2D", "to_adder", "distill", "optim", "model
 _ATTRIBUTES = {"AdderConv2D": ("adder_tf.layers.adder", "AdderConv2D"),
                "BinaryConv2D": ("adder_tf.layers.binary", "BinaryConv2D"),
                "to_adder": ("adder_tf.convert", "to_adder")}
-_SUBMODULES = ("distill", "optim", "models", "layers", "ops", "data", "opcount")
+_SUBMODULES = ("distill", "optim", "models", "layers", "ops", "data", "callbacks", "export",
+               "opcount")
 
 
 def __getattr__(name):

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from adder_tf import ops as adder_ops
-from adder_tf.distill.taps import tapped_view
+from adder_tf.distill.taps import as_list, tapped_view
 
 LOGITS_KEY = "logits"
 
@@ -26,7 +26,7 @@ def export_saved_model(model, path, taps=()):
     archive.track(model)
 
     def with_taps(x):
-        out = view(x, training=False)
+        out = as_list(view(x, training=False))
         return {LOGITS_KEY: out[0], **dict(zip(taps, out[1:]))}
 
     with adder_ops.use_backend("reference"):

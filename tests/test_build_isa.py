@@ -92,3 +92,27 @@ def test_a_failed_target_falls_back_loudly(tmp_path):
         assert len(warnings) == 1 and "-march=not-a-cpu" in warnings[0], res.stderr[-2000:]
     else:
         assert not warnings
+
+
+def test_first_use_inside_model_fit_loads_the_compiled_op():
+    """model.fit traces the first adder call in a tf.function: the op must load there too
+    (it used to fall back to the plain-TF path when its first use was in a graph)."""
+    _need_compiler()
+    script = textwrap.dedent("""
+        import json
+        import keras, numpy as np
+        from adder_tf import AdderConv2D
+        from adder_tf.ops import adder_fast
+        inputs = keras.Input((6, 6, 2))
+        model = keras.Model(inputs, keras.layers.Flatten()(AdderConv2D(3, 3)(inputs)))
+        model.compile("sgd", "mse")
+        model.fit(np.ones((4, 6, 6, 2), "float32"), np.zeros((4, 48), "float32"), verbose=0)
+        print(json.dumps(adder_fast.build_info()))
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert res.returncode == 0, res.stderr[-2000:]
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    assert info["error"] is None and info["isa"] is not None, info
+    assert "plain-TF path" not in res.stderr

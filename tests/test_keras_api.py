@@ -230,6 +230,14 @@ def test_pkkd_trains_two_single_output_models_with_no_setup_call():
     assert pkkd.predict(x[:4], verbose=0).shape == (4, 4)   # the student's logits
 
 
+def test_a_trained_student_exports_for_stock_tensorflow(tmp_path):
+    teacher, student = pkkd_pair()
+    adder_tf.export.export_saved_model(student, str(tmp_path / "ann"))
+    loaded = tf.saved_model.load(str(tmp_path / "ann"))
+    x, _ = data(4)
+    np.testing.assert_allclose(loaded.serve(x), student(x), rtol=1e-4, atol=1e-3)
+
+
 def test_taps_are_checked_when_the_distiller_is_built():
     teacher, student = pkkd_pair()
     short = small_cnn(channels=(8, 8), bn_momentum=0.9)            # no conv2

@@ -93,3 +93,8 @@ def _layer_output(model, name, role):
     except (AttributeError, ValueError, RuntimeError):
         raise ValueError(f"layer {name!r} of {role} {model.name!r} is called more than once "
                          "(or never); it has no single output to tap") from None
+
+
+def as_list(outputs):
+    """A view's outputs as a list (a view without taps returns its one output bare)."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]

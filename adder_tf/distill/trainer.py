@@ -21,7 +21,7 @@ from adder_tf.convert import slow_batchnorms
 from adder_tf.distill import losses
 from adder_tf.distill.baseline_losses import nst_loss
 from adder_tf.distill.heads import AlignmentHead
-from adder_tf.distill.taps import check_model, resolve_pairs, tapped_view
+from adder_tf.distill.taps import as_list, check_model, resolve_pairs, tapped_view
 from adder_tf.optim import adder_filters, is_adaptive
 
 LOSSES = ("ce", "kd", "nst", "pkkd")
@@ -41,11 +41,6 @@ def _warn_if_slow_batchnorm(student):
                       f"adder layer with momentum {momentum}; adder outputs move fast and its moving "
                       "averages will trail them: use momentum=adder_tf.models.BN_MOMENTUM (0.9) "
                       "and adder_tf.callbacks.BatchNormRecalibration", stacklevel=4)
-
-
-def _as_list(outputs):
-    """A view without taps returns its one output bare."""
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 class _Views:
@@ -175,8 +170,8 @@ class DistillationTrainer(keras.Model):
 
     def tap_outputs(self, images, training=False):
         """(student logits, student taps, teacher logits, teacher taps), taps in pair order."""
-        s_out = _as_list(self._views.student(images, training=training))
-        t_out = (_as_list(self._views.teacher(images, training=training))
+        s_out = as_list(self._views.student(images, training=training))
+        t_out = (as_list(self._views.teacher(images, training=training))
                  if self.teacher is not None else [None])
         return s_out[0], s_out[1:], t_out[0], t_out[1:]
 
@@ -251,10 +246,10 @@ class DistillationTrainer(keras.Model):
         with tf.GradientTape(persistent=True) as tape:
             t_logits, t_taps = None, None
             if self.teacher is not None:
-                t_out = _as_list(self._views.teacher(images, training=self.progressive))
+                t_out = as_list(self._views.teacher(images, training=self.progressive))
                 t_logits, t_taps = t_out[0], t_out[1:]
                 t_loss = _average(losses.cross_entropy(labels, t_logits))
-            s_out = _as_list(self._views.student(images, training=True))
+            s_out = as_list(self._views.student(images, training=True))
             s_logits, s_taps = s_out[0], s_out[1:]
             loss, terms = self.student_loss(labels, s_logits, s_taps, t_logits, t_taps)
         student_vars = self.student_variables
