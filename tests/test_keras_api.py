@@ -286,6 +286,23 @@ def test_pkkd_resumes_from_backup_and_restore_without_setup(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 2
 
 
+def test_a_distiller_saves_and_loads_whole_and_goes_on_training_the_same(tmp_path):
+    teacher, student = pkkd_pair()
+    pkkd = adder_tf.distill.PKKD(teacher, student, beta=2.0, taps=[("conv2", "conv2")])
+    pkkd.compile(optimizer=AdderSGD(0.05), teacher_optimizer=AdderSGD(0.05, eta=0.0))
+    x, y = data()
+    pkkd.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    pkkd.save(tmp_path / "pkkd.keras")
+    loaded = keras.saving.load_model(tmp_path / "pkkd.keras")
+    assert type(loaded).__name__ == "PKKD" and loaded.beta == 2.0
+    assert loaded.tap_pairs == [("conv2", "conv2")]
+    assert int(loaded.teacher_optimizer.iterations.numpy()) == 2
+    for model in (pkkd, loaded):     # momentum buffers of both optimizers came back too
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(pkkd.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_a_distiller_warns_about_keras_default_batchnorm_after_adder_layers():
     teacher = small_cnn()
     hand_built = small_cnn()        # conv -> AdderConv2D by hand, BatchNorm left at 0.99

@@ -12,8 +12,12 @@ Nothing else is needed: the taps are resolved and checked, and the heads
 built, when the distiller is constructed; the optimizers' slots are made by
 compile. `.student` and `.teacher` are the networks themselves; the
 distiller's own weights (the heads) exist only for training. Arguments are
-checked at construction and a wrong one is named in the error.
+checked at construction and a wrong one is named in the error. A distiller
+saves and loads as a whole (`pkkd.save("run.keras")`, `keras.saving.load_model`),
+both networks, heads and both optimizers' states, to go on training.
 """
+import keras
+
 from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS
 from adder_tf.distill.trainer import DistillationTrainer
 
@@ -36,7 +40,32 @@ def _validate_choice(name, value, choices):
     return value
 
 
-class PKKD(DistillationTrainer):
+class _Serializable:
+    """get_config/from_config for a distiller: both networks travel inside its config."""
+
+    _ARGS = ()
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable,
+                  "student": keras.saving.serialize_keras_object(self.student)}
+        if self.teacher is not None:
+            config["teacher"] = keras.saving.serialize_keras_object(self.teacher)
+        for arg in self._ARGS:
+            config[arg] = ([list(pair) for pair in self.tap_pairs] if arg == "taps"
+                           else getattr(self, arg))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for role in ("student", "teacher"):
+            if role in config:
+                config[role] = keras.saving.deserialize_keras_object(config[role])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="adder_tf")
+class PKKD(_Serializable, DistillationTrainer):
     """Progressive kernel-based knowledge distillation (Xu et al., NeurIPS 2020).
 
     teacher: a CNN (image -> logits); student: the ANN to train.
@@ -55,6 +84,8 @@ class PKKD(DistillationTrainer):
       compile(teacher_optimizer=...)); False keeps it fixed.
     """
 
+    _ARGS = ("taps", "alpha", "beta", "temperature", "feature_loss", "feature_norm", "progressive")
+
     def __init__(self, teacher, student, *, taps=None, alpha=1.0, beta=1.0, temperature=1.0,
                  feature_loss="kernel_conv1x1", feature_norm="standardize", progressive=True,
                  **kwargs):
@@ -67,8 +98,11 @@ class PKKD(DistillationTrainer):
                          progressive=progressive, **kwargs)
 
 
-class KD(DistillationTrainer):
+@keras.saving.register_keras_serializable(package="adder_tf")
+class KD(_Serializable, DistillationTrainer):
     """Hinton's knowledge distillation: CE + alpha * T^2 KL(teacher || student) at temperature T."""
+
+    _ARGS = ("alpha", "temperature", "progressive")
 
     def __init__(self, teacher, student, *, alpha=1.0, temperature=1.0, progressive=True, **kwargs):
         super().__init__(student, teacher, loss="kd", alpha=_validate_weight("alpha", alpha),
@@ -76,18 +110,22 @@ class KD(DistillationTrainer):
                          progressive=progressive, **kwargs)
 
 
-class NST(DistillationTrainer):
+@keras.saving.register_keras_serializable(package="adder_tf")
+class NST(_Serializable, DistillationTrainer):
     """Neural selectivity transfer (MMD of channel maps): CE + beta * NST on the taps.
 
     taps as in PKKD; the paired layers may differ in channels and size.
     """
+
+    _ARGS = ("taps", "beta", "progressive")
 
     def __init__(self, teacher, student, *, taps=None, beta=1.0, progressive=True, **kwargs):
         super().__init__(student, teacher, loss="nst", taps=taps,
                          beta=_validate_weight("beta", beta), progressive=progressive, **kwargs)
 
 
-class Supervised(DistillationTrainer):
+@keras.saving.register_keras_serializable(package="adder_tf")
+class Supervised(_Serializable, DistillationTrainer):
     """No teacher: cross-entropy only, with the same logs and callbacks as the distillers."""
 
     def __init__(self, student, **kwargs):

@@ -130,6 +130,17 @@ class DistillationTrainer(keras.Model):
         self._build_optimizers()
         self._warn_if_not_adaptive()
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and self.teacher_optimizer is not None:
+            config["teacher_optimizer"] = keras.saving.serialize_keras_object(self.teacher_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        """What load_model calls: both optimizers come back (their slots are then restored)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+
     def _build_optimizers(self):
         """Slots exist before the first replicated step and before a restore."""
         head_vars = [v for h in self.student_heads + self.teacher_heads
