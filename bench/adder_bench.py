@@ -7,7 +7,8 @@ Prints one JSON object on stdout (progress goes to stderr).
 layers:  forward+backward (grads w.r.t. input and kernel) of one layer, inside
          a tf.function (jit_compile=False), median wall time of repeated runs
          after warm-up, for Conv2D and both adder paths (fast, reference), on
-         ResNet-20's shapes. ratio_* = adder time / conv time.
+         ResNet-20's shapes, run in turn in each round. ratio_* = median over
+         rounds of adder time / conv time in that round.
 headline: the worst (largest) fast-path ratio over the three stage shapes at
          batch 32.
 train_step: one SGD training step (forward, backward, apply) of the whole
@@ -84,6 +85,31 @@ def median_time(fn, reps, warmup=2):
     return statistics.median(times)
 
 
+def interleaved(fns, reps, warmup=2):
+    """Each fn once per round, `reps` rounds: median time of each, and for every fn
+    but the first the median over rounds of (its time / the first fn's time).
+
+    On a shared 2-core VM the speed of the machine drifts by tens of percent
+    within a minute; timing the two sides of a ratio in the same round makes
+    the drift hit both alike (separate medians gave 1.4x to 2.5x for one
+    layer ratio in four runs of the same code).
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            _block(fn())
+    times = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            _block(fn())
+            times[k].append(time.perf_counter() - t0)
+    base = next(iter(fns))
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: statistics.median([a / b for a, b in zip(times[k], times[base])])
+              for k in fns if k != base}
+    return medians, ratios, times
+
+
 def _block(out):
     for t in tf.nest.flatten(out):
         t.numpy() if hasattr(t, "numpy") else t
@@ -110,8 +136,7 @@ def bench_layers(batches, reps, with_reference):
             conv = keras.layers.Conv2D(cout, k, s, padding="same", use_bias=False)
             conv.build(x.shape)
             conv_step = layer_step(conv, x)
-            row = {"shape": name, "batch": batch,
-                   "conv_ms": 1e3 * median_time(lambda: conv_step(x), reps)}
+            fns = {"conv": lambda: conv_step(x)}
             paths = ["fast"] + (["reference"] if with_reference else [])
             for path in paths:
                 adder = AdderConv2D(cout, k, s, padding="same", use_bias=False)
@@ -119,8 +144,12 @@ def bench_layers(batches, reps, with_reference):
                 with adder_ops.use_backend(path):
                     step = layer_step(adder, x)
                     step.get_concrete_function(x)   # trace under this backend
-                row[f"adder_{path}_ms"] = 1e3 * median_time(lambda: step(x), reps)
-                row[f"ratio_{path}"] = row[f"adder_{path}_ms"] / row["conv_ms"]
+                fns[path] = (lambda step: lambda: step(x))(step)
+            times, ratios, _ = interleaved(fns, reps)
+            row = {"shape": name, "batch": batch, "conv_ms": 1e3 * times["conv"]}
+            for path in paths:
+                row[f"adder_{path}_ms"] = 1e3 * times[path]
+                row[f"ratio_{path}"] = ratios[path]
             rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
             progress(json.dumps(rows[-1]))
     return rows
@@ -176,25 +205,33 @@ def make_distill_step(batch, method="pkkd"):
 
 
 def bench_train_step(batches, reps, with_reference, with_pkkd=False):
+    """CNN, ANN (and KD, PKKD) steps interleaved round by round; the plain-TF path,
+    30-40x slower, apart."""
     rows = []
     for batch in batches:
         row = {"batch": batch}
-        configs = [("conv", "cnn"), ("adder", "fast")]
-        if with_reference:
-            configs.append(("adder", "reference"))
-        for flavour, path in configs:
+        fns = {}
+        for flavour, path in (("conv", "cnn"), ("adder", "fast")):
             step, trace, x, y = make_train_step(flavour, batch, path)
             trace()
-            key = "cnn_ms" if flavour == "conv" else f"ann_{path}_ms"
-            row[key] = 1e3 * median_time(lambda: step(x, y), reps)
+            fns["cnn" if flavour == "conv" else "ann_fast"] = (
+                lambda step, x, y: lambda: step(x, y))(step, x, y)
         if with_pkkd:
             for method in ("kd", "pkkd"):
-                row[f"{method}_ms"] = 1e3 * median_time(make_distill_step(batch, method), reps)
-                row[f"ratio_{method}"] = row[f"{method}_ms"] / row["cnn_ms"]
-            row["heads_and_feature_loss_ms"] = row["pkkd_ms"] - row["kd_ms"]
-        for path in ("fast", "reference"):
-            if f"ann_{path}_ms" in row:
-                row[f"ratio_{path}"] = row[f"ann_{path}_ms"] / row["cnn_ms"]
+                fns[method] = make_distill_step(batch, method)
+        times, ratios, rounds = interleaved(fns, reps)
+        row.update({f"{k}_ms": 1e3 * v for k, v in times.items()})
+        row["ratio_fast"] = ratios["ann_fast"]
+        if with_pkkd:
+            row["ratio_kd"], row["ratio_pkkd"] = ratios["kd"], ratios["pkkd"]
+            # per round, so that the difference of two drifting times is not read off
+            row["heads_and_feature_loss_ms"] = 1e3 * statistics.median(
+                [p - k for p, k in zip(rounds["pkkd"], rounds["kd"])])
+        if with_reference:
+            step, trace, x, y = make_train_step("adder", batch, "reference")
+            trace()
+            row["ann_reference_ms"] = 1e3 * median_time(lambda: step(x, y), max(3, reps // 3))
+            row["ratio_reference"] = row["ann_reference_ms"] / row["cnn_ms"]
         rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
         progress(json.dumps(rows[-1]))
     return rows
@@ -276,6 +313,7 @@ def main():
         return
 
     reps = a.reps or (5 if a.quick else 15)
+    layer_reps = a.reps or (15 if a.quick else 31)     # milliseconds each: cheap
     t0 = time.perf_counter()
     adder_ops.load_fast_library()
     info = adder_ops.adder_fast.build_info()
@@ -288,13 +326,12 @@ def main():
                 "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
                 "fast_op_build_s_this_run": info["build_seconds"],
-                "reps": reps, "statistic": "median"},
+                "reps": {"layers": layer_reps, "train_step": max(3, reps // 3)},
+                "statistic": "median; ratios: median over rounds of side-by-side runs"},
     }
     ref = not a.no_reference
     if not a.skip_layers:
-        rows = bench_layers([32, 128], reps, ref)
-        if a.quick and ref:
-            pass
+        rows = bench_layers([32, 128], layer_reps, ref)
         result["layers"] = rows
         stage32 = [r for r in rows if r["batch"] == 32 and r["shape"] in {s[0] for s in STAGES}]
         worst = max(stage32, key=lambda r: r["ratio_fast"])
@@ -307,7 +344,7 @@ def main():
         result["train_step"] = bench_train_step([32] if a.quick else [32, 128],
                                                 max(3, reps // 3), ref, with_pkkd=not a.quick)
         if a.quick:
-            result["train_step"] += bench_train_step([128], 3, False, with_pkkd=True)
+            result["train_step"] += bench_train_step([128], 5, False, with_pkkd=True)
     if not a.skip_memory:
         result["memory"] = bench_memory(128, ref and not a.quick)
     result["bench_seconds"] = round(time.perf_counter() - t0, 1)
