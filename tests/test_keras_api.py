@@ -374,3 +374,20 @@ def test_pip_install_puts_the_package_and_its_cc_sources_in_place(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split()[0].startswith(str(site))
+
+
+def test_sequential_teacher_and_student_pair_up_by_name():
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((8, 8, 1)),
+                                keras.layers.Conv2D(8, 3, padding="same", name="c0"),
+                                keras.layers.BatchNormalization(momentum=0.9, name="b0"),
+                                keras.layers.ReLU(),
+                                keras.layers.Conv2D(8, 3, padding="same", name="c1"),
+                                keras.layers.BatchNormalization(momentum=0.9, name="b1"),
+                                keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
+                                keras.layers.Dense(4, name="fc")], name="seq_cnn")
+    pkkd = adder_tf.distill.PKKD(teacher, adder_tf.to_adder(teacher))
+    assert pkkd.tap_pairs == [("c1", "c1")]
+    pkkd.compile(optimizer=AdderSGD(0.05), teacher_optimizer=AdderSGD(0.05, eta=0.0))
+    x, y = data()
+    assert np.isfinite(pkkd.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss_mid"][0])

@@ -69,7 +69,8 @@ def resolve_pairs(teacher, student, taps, same_shape=True):
 def tapped_view(model, names):
     """A model sharing `model`'s weights with outputs [logits, *outputs of the named layers]."""
     outputs = [model.outputs[0], *[_layer_output(model, n, "model") for n in names]]
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_tapped")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs   # called as the model is
+    return keras.Model(inputs, outputs, name=f"{model.name}_tapped")
 
 
 def _as_pairs(taps):
