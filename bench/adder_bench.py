@@ -344,7 +344,7 @@ def main():
         result["train_step"] = bench_train_step([32] if a.quick else [32, 128],
                                                 max(3, reps // 3), ref, with_pkkd=not a.quick)
         if a.quick:
-            result["train_step"] += bench_train_step([128], 5, False, with_pkkd=True)
+            result["train_step"] += bench_train_step([128], 9, False, with_pkkd=True)
     if not a.skip_memory:
         result["memory"] = bench_memory(128, ref and not a.quick)
     result["bench_seconds"] = round(time.perf_counter() - t0, 1)
