@@ -194,8 +194,7 @@ def _weight_groups(model):
     groups = [("student", student.weights)]
     if getattr(model, "teacher", None) is not None:
         groups.append(("teacher", model.teacher.weights))
-    heads = [v for h in getattr(model, "student_heads", []) + getattr(model, "teacher_heads", [])
-             for v in h.weights]
+    heads = getattr(model, "head_variables", [])
     if heads:
         groups.append(("heads", heads))
     return groups

@@ -28,7 +28,7 @@ def to_adder(model, *, keep=(), convert_first=False, name=None):
       as in the papers).
     Works on functional and Sequential models (not subclassed ones).
     """
-    if not isinstance(model, keras.Model) or not _is_functional(model):
+    if not is_graph_model(model):
         raise ValueError(f"to_adder needs a functional or Sequential keras.Model, got "
                          f"{type(model).__name__}")
     convs = [layer for layer in model.layers if type(layer) is keras.layers.Conv2D]
@@ -60,7 +60,10 @@ def to_adder(model, *, keep=(), convert_first=False, name=None):
     return twin
 
 
-def _is_functional(model):
+def is_graph_model(model):
+    """A keras.Model with symbolic inputs and outputs: functional, or a built Sequential."""
+    if not isinstance(model, keras.Model):
+        return False
     try:
         return bool(model.inputs) and bool(model.outputs)
     except (AttributeError, ValueError):

@@ -8,6 +8,7 @@ their weights and also returns the tapped layers' outputs.
 """
 import keras
 
+from adder_tf.convert import is_graph_model
 from adder_tf.layers.adder import AdderConv2D
 from adder_tf.layers.window import WindowLayer
 
@@ -18,16 +19,11 @@ def check_model(model, role):
     """A built functional or Sequential keras.Model with a single output, or a ValueError."""
     if not isinstance(model, keras.Model):
         raise ValueError(f"{role} must be a keras.Model, got {type(model).__name__}")
-    try:
-        outputs = model.outputs
-        model.inputs
-    except (AttributeError, ValueError):
-        outputs = None
-    if not outputs:
+    if not is_graph_model(model):
         raise ValueError(f"{role} {model.name!r} has no symbolic inputs: build it as a functional "
                          "or Sequential model that starts with keras.Input(shape)")
-    if len(outputs) != 1:
-        raise ValueError(f"{role} {model.name!r} has {len(outputs)} outputs; give a model whose "
+    if len(model.outputs) != 1:
+        raise ValueError(f"{role} {model.name!r} has {len(model.outputs)} outputs; give a model whose "
                          "single output is the logits (taps are chosen by layer name)")
 
 

@@ -99,18 +99,18 @@ class DistillationTrainer(keras.Model):
         self.built = True
 
     def _make_heads(self):
+        """One alignment head per tap and side, built from the views' symbolic tap shapes."""
         if self.loss_kind != "pkkd":
             return [], []
-        sides = {"student": [], "teacher": []}
-        view_outputs = {"student": self._views.student.outputs[1:],
-                        "teacher": self._views.teacher.outputs[1:]}
-        for side, heads in sides.items():
-            for i, tap in enumerate(view_outputs[side]):
-                head = AlignmentHead(side, self.feature_loss, self.feature_norm,
-                                     name=f"{side}_head_{i}")
-                head.build(tap.shape)
-                heads.append(head)
-        return sides["student"], sides["teacher"]
+        return (self._heads("student", self._views.student.outputs[1:]),
+                self._heads("teacher", self._views.teacher.outputs[1:]))
+
+    def _heads(self, side, taps):
+        heads = [AlignmentHead(side, self.feature_loss, self.feature_norm, name=f"{side}_head_{i}")
+                 for i in range(len(taps))]
+        for head, tap in zip(heads, taps):
+            head.build(tap.shape)
+        return heads
 
     @property
     def uses_heads(self):
@@ -143,13 +143,11 @@ class DistillationTrainer(keras.Model):
 
     def _build_optimizers(self):
         """Slots exist before the first replicated step and before a restore."""
-        head_vars = [v for h in self.student_heads + self.teacher_heads
-                     for v in h.trainable_variables]
         if not self.optimizer.built:
-            if head_vars:
+            if self.head_variables:
                 # Weight decay would pull every log-width to 0 and shrink rho:
                 # the heads are loss machinery, not part of the network.
-                self.optimizer.exclude_from_weight_decay(var_list=head_vars)
+                self.optimizer.exclude_from_weight_decay(var_list=self.head_variables)
             self.optimizer.build(self.student_variables)
         if self.teacher_optimizer is not None and not self.teacher_optimizer.built:
             self.teacher_optimizer.build(self.teacher.trainable_variables)
@@ -171,10 +169,13 @@ class DistillationTrainer(keras.Model):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
+    def head_variables(self):
+        """The heads' trainable weights (both sides): trained by the student's optimizer."""
+        return [v for h in self.student_heads + self.teacher_heads for v in h.trainable_variables]
+
+    @property
     def student_variables(self):
-        head_vars = [v for h in self.student_heads + self.teacher_heads
-                     for v in h.trainable_variables]
-        return self.student.trainable_variables + head_vars
+        return self.student.trainable_variables + self.head_variables
 
     def call(self, images, training=False):
         return self.student(images, training=training)
