@@ -21,14 +21,59 @@ def test_gaussian_kernel_formula_follows_the_batch_scale():
                                rtol=1e-4)
 
 
-def test_laplace_kernel_is_exp_of_minus_l1_distance():
+def test_laplace_kernel_is_eq_8_with_eq_2s_sign():
     distance = np.random.default_rng(1).uniform(50, 150, size=(2, 3, 3, 4)).astype("float32")
     k = LaplaceKernel()
     k.build(distance.shape)
     sigma = float(k.sigma(-distance))         # an adder layer outputs -distance
     np.testing.assert_allclose(sigma, distance.mean(), rtol=1e-5)
-    np.testing.assert_allclose(k(-distance), np.exp(-distance / sigma), rtol=1e-5)
+    # exp(-(x (.) f) / sigma) = exp(+distance / sigma): larger distance, larger g
+    np.testing.assert_allclose(k(-distance), np.exp(distance / sigma), rtol=1e-5)
     np.testing.assert_allclose(k(-7.0 * distance), k(-distance), rtol=1e-5)  # scale-free
+
+
+def test_absolute_width_starts_at_the_first_batch_then_is_free():
+    """relative=False (eq. 7-8 as written): a learned width, not the batch scale."""
+    distance = np.random.default_rng(5).uniform(50, 150, size=(4, 3, 3, 4)).astype("float32")
+    k = LaplaceKernel(relative=False)
+    k.build(distance.shape)
+    first = float(k.sigma(-distance))
+    np.testing.assert_allclose(first, distance.mean(), rtol=1e-5)
+    # A batch 10x farther: the width does not follow it (it would if relative).
+    np.testing.assert_allclose(float(k.sigma(-10.0 * distance)), first, rtol=1e-5)
+    k.log_factor.assign(3.0)                 # free: no bound on the learned log-width
+    np.testing.assert_allclose(float(k.sigma(-distance)), first * np.exp(3.0), rtol=1e-4)
+    with tf.GradientTape() as tape:
+        out = tf.reduce_sum(k(-tf.constant(distance)))
+    assert float(tf.abs(tape.gradient(out, k.log_factor))) > 0
+
+
+def _corr(a, b):
+    a, b = np.ravel(a).astype("float64"), np.ravel(b).astype("float64")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def kernel_tap_correlations(seed=0):
+    """Per tap of a ResNet-8 pair on random images: corr(kernel output, raw tap), both sides."""
+    from adder_tf import distill
+    from adder_tf.models import build_model, tap_names
+    keras.utils.set_random_seed(seed)
+    student = build_model("resnet8", "adder", (16, 16, 3), 10)
+    teacher = build_model("resnet8", "conv", (16, 16, 3), 10)
+    pkkd = distill.PKKD(teacher, student, taps=[(n, n) for n in tap_names(student)])
+    images = np.random.default_rng(seed).random((32, 16, 16, 3)).astype("float32")
+    _, s_taps, _, t_taps = pkkd.tap_outputs(images, training=True)
+    student_side = [_corr(h.kernel_transform(z), z) for h, z in zip(pkkd.student_heads, s_taps)]
+    teacher_side = [_corr(h.kernel_transform(z), z) for h, z in zip(pkkd.teacher_heads, t_taps)]
+    return student_side, teacher_side
+
+
+def test_both_kernels_decrease_with_their_layers_similarity():
+    """One orientation (issue 16): g falls as the adder output -d rises, h as x * f rises."""
+    student_side, teacher_side = kernel_tap_correlations()
+    assert len(student_side) == len(teacher_side) >= 4
+    assert max(student_side) < -0.5, student_side
+    assert max(teacher_side) < -0.5, teacher_side
 
 
 def test_bounded_width_cannot_run_off():

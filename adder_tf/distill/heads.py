@@ -27,8 +27,15 @@ fixed to the identity the target keeps every teacher channel, and rho_a
 must predict each of them from the student's features.
 
 feature_norm="none": eq. 13 as written: MSE between rho_a(g) and rho_c(h)
-with both 1x1 convs and both widths learned freely. This is the paper's
-loss; on a real network it collapses (see README).
+with both 1x1 convs and both widths learned freely (each width starts at
+its first batch's feature scale, then is a free parameter; the exponent is
+clipped only where a float would overflow), and the heads are decayed like
+every other weight. This is the paper's loss; on a real network it
+collapses (see docs/pkkd.md).
+
+Orientation: g and h both decrease as their layer's similarity grows (eq. 8
+read with eq. 2's sign, see `layers.kernels`), so without any 1x1 conv a
+student channel is pulled towards, not against, its teacher channel.
 
 The heads live only in training; the exported networks do not contain them.
 """
@@ -67,6 +74,7 @@ class AlignmentHead(keras.layers.Layer):
             # width is the batch scale itself (see the module docstring).
             self.kernel_transform = kernel(bounded=not literal,
                                            learned=literal or side == "student",
+                                           relative=not literal,
                                            name="gaussian" if side == "teacher" else "laplace")
 
     def build(self, input_shape):
