@@ -120,7 +120,8 @@ class DistillationLogger(keras.callbacks.Callback):
 
     Health (PKKD only): each tapped layer's head-output spread on both sides,
     their correlation and kernel widths, on a fixed batch of test images
-    (`adder_tf.distill.health`), once before training and after every epoch.
+    (`adder_tf.distill.health`: each network with the batch's own BatchNorm
+    statistics, nothing persisted), once before training and after every epoch.
     The first measurement is kept in `start_path` so that a resumed run
     counts dead taps against the true start.
     """
@@ -135,7 +136,7 @@ class DistillationLogger(keras.callbacks.Callback):
 
     def _probe(self):
         from adder_tf.distill.health import feature_health
-        return feature_health(self.model, self._images)
+        return feature_health(self.model, self._images, self.start)
 
     def on_train_begin(self, logs=None):
         if not self.model.uses_heads or self._images is None:

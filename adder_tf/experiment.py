@@ -131,7 +131,7 @@ def _final_health(trainer, callbacks, probe):
     logger = next(c for c in callbacks if isinstance(c, DistillationLogger))
     if not trainer.uses_heads or logger.start is None:
         return {}
-    health = feature_health(trainer, probe)
+    health = feature_health(trainer, probe, logger.start)
     return {"feature_health": health, "dead_taps": dead_taps(health, logger.start)}
 
 

@@ -5,10 +5,12 @@
 
 Trains ResNet-20 PKKD (flags/resnet20_c10.cfg's recipe: lr 0.1, kernel_conv1x1,
 progressive teacher) on CIFAR-10 class folders (DIR/train/<class>/*) and, at
-steps 0, 20, 100 and --steps, measures on a fixed batch of 256 test images:
+steps 0, 20, 100 and --steps, measures on a fixed batch of 256 test images
+(each network with that batch's own BatchNorm statistics, restored after):
 L_mid, the fraction of head-output channels whose variance is below 1e-5 on
 both sides, how many taps are dead (a side's spread below 1e-3 of its step-0
-value), and the range of the kernel widths. Prints one JSON line per probe.
+value; counted per side and for either side), the range of the spreads,
+correlations and kernel widths. Prints one JSON line per probe.
 """
 import argparse
 import json
@@ -25,34 +27,40 @@ import tensorflow as tf  # noqa: E402
 from adder_tf import config as C  # noqa: E402
 from adder_tf import experiment  # noqa: E402
 from adder_tf.data import load_dataset  # noqa: E402
-
-
-def _sigma(head, tap):
-    if hasattr(head, "sigma_value"):
-        return head.sigma_value(tap)
-    kt = head.kernel_transform
-    return float(np.exp(kt.log_sigma.numpy())) if kt is not None else float("nan")
+from adder_tf.distill import health  # noqa: E402
 
 
 def probe(trainer, images, labels, start):
-    s_logits, s_taps, t_logits, t_taps = trainer.tap_outputs(images)
-    _, terms = trainer.student_loss(labels, s_logits, s_taps, t_logits, t_taps)
-    stds, low_var, sig_s, sig_t = [], [], [], []
-    for s, t, sh, th in zip(s_taps, t_taps, trainer.student_heads, trainer.teacher_heads):
-        ys = tf.reshape(sh(s), [-1, s.shape[-1]])
-        yt = tf.reshape(th(t), [-1, t.shape[-1]])
-        vs, vt = tf.math.reduce_variance(ys, 0), tf.math.reduce_variance(yt, 0)
-        low_var.append(float(tf.reduce_mean(tf.cast((vs < 1e-5) & (vt < 1e-5), tf.float32))))
-        stds.append((float(tf.reduce_mean(tf.sqrt(vs))), float(tf.reduce_mean(tf.sqrt(vt)))))
-        sig_s.append(_sigma(sh, s))
-        sig_t.append(_sigma(th, t))
+    """One probe; `start` (a list) is filled by the first call and read by the later ones.
+
+    Everything is measured as a training step sees it: each network with the
+    probe batch's own BatchNorm statistics (`health.batch_statistics`, which
+    restores the moving statistics afterwards).
+    """
+    with health.batch_statistics(trainer):
+        s_logits, s_taps, t_logits, t_taps = trainer.tap_outputs(images, training=True)
+        _, terms = trainer.student_loss(labels, s_logits, s_taps, t_logits, t_taps)
+        low_var = []
+        for s, t, sh, th in zip(s_taps, t_taps, trainer.student_heads, trainer.teacher_heads):
+            vs = tf.math.reduce_variance(tf.reshape(sh(s), [-1, s.shape[-1]]), 0)
+            vt = tf.math.reduce_variance(tf.reshape(th(t), [-1, t.shape[-1]]), 0)
+            low_var.append(float(tf.reduce_mean(tf.cast((vs < 1e-5) & (vt < 1e-5), tf.float32))))
+    rows = health.feature_health(trainer, images, start or None)
     if not start:
-        start.extend(stds)
-    dead = sum(1 for (a, b), (a0, b0) in zip(stds, start)
-               if not (a >= 1e-3 * a0 and b >= 1e-3 * b0))
+        start.extend(rows)
+    sig_s = [r["sigma_student"] for r in rows]
+    sig_t = [r["sigma_teacher"] for r in rows]
     return {"L_mid": float(terms["mid"]), "ce": float(terms["ce"]),
-            "low_var_channels": round(float(np.mean(low_var)), 4), "dead_taps": dead,
-            "taps": len(stds),
+            "low_var_channels": round(float(np.mean(low_var)), 4),
+            "dead_taps": health.dead_taps(rows, start),
+            "dead_student": health.dead_taps(rows, start, "student"),
+            "dead_teacher": health.dead_taps(rows, start, "teacher"),
+            "taps": len(rows),
+            "student_std": [round(min(r["student_std"] for r in rows), 4),
+                            round(max(r["student_std"] for r in rows), 4)],
+            "teacher_std": [round(min(r["teacher_std"] for r in rows), 4),
+                            round(max(r["teacher_std"] for r in rows), 4)],
+            "corr": [round(min(r["corr"] for r in rows), 3), round(max(r["corr"] for r in rows), 3)],
             "log_sigma_student": [round(float(np.log(min(sig_s))), 2), round(float(np.log(max(sig_s))), 2)],
             "log_sigma_teacher": [round(float(np.log(min(sig_t))), 2), round(float(np.log(max(sig_t))), 2)]}
 

@@ -9,14 +9,25 @@ device computes, which a plain per-replica mean would not.
     L       = beta * L_mid + L_blend
     L_blend = alpha * KL(softmax(teacher / T) || softmax(student / T)) * T^2 + CE(labels, student)
 
+One convention for every distillation loss (PKKD, KD, NST): the student
+minimises its weighted sum divided by the sum of the weights,
+
+    PKKD  (CE + alpha KD + beta L_mid) / (1 + alpha + beta)
+    KD    (CE + alpha KD) / (1 + alpha)
+    NST   (CE + beta L_nst) / (1 + beta)
+
+so the weights are relative (the labels' share is 1 / (1 + sum)), and the
+step of every non-adder weight (BatchNorm, stem, classifier: it scales with
+the gradient) stays about that of plain training whatever the weights; the
+adder filters' step is normalised by the adaptive learning rate anyway.
+The methods therefore run at comparable step sizes (Table 2 like for like).
+The one exception is feature_norm="none", eq. 13-14 as written, undivided.
+
 feature_norm="standardize" (default):
     L_mid   = mean over tapped layers of MSE(standardize(y_a), standardize(y_c))
               (each tap in [0, 4], 2 (1 - correlation) per channel)
-    and the student minimises L / (1 + alpha + beta): alpha and beta are
-    relative weights, and the step size of every non-adder weight stays
-    that of the learning rate whatever they are.
 feature_norm="none" (eq. 13-14 as written):
-    L_mid   = sum over tapped layers of MSE(y_a, y_c), and L is not rescaled.
+    L_mid   = sum over tapped layers of MSE(y_a, y_c), and L is not divided.
 
 The paper writes the soft term as the cross-entropy H(y_s, teacher); the KL
 differs from it by the teacher's entropy, a constant for the student, so
@@ -73,7 +84,15 @@ def reduce_taps(per_tap, feature_norm="standardize"):
     return total if feature_norm == "none" else total / float(len(per_tap))
 
 
+def weighted(ce, weighted_terms, divide=True):
+    """CE + sum of weight * term, divided by 1 + the sum of the weights (see the
+    module docstring) unless `divide` is False. weighted_terms: (weight, term) pairs."""
+    total = ce + sum(w * term for w, term in weighted_terms)
+    if not divide:
+        return total
+    return total / (1.0 + sum(w for w, _ in weighted_terms))
+
+
 def combine(ce, kd, mid, alpha, beta, feature_norm="standardize"):
-    """Eq. 14, divided by 1 + alpha + beta unless feature_norm is "none"."""
-    total = ce + alpha * kd + beta * mid
-    return total if feature_norm == "none" else total / (1.0 + alpha + beta)
+    """Eq. 14, divided by 1 + alpha + beta unless feature_norm is "none" (as written)."""
+    return weighted(ce, [(alpha, kd), (beta, mid)], divide=feature_norm != "none")

@@ -100,7 +100,8 @@ class PKKD(_Serializable, DistillationTrainer):
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class KD(_Serializable, DistillationTrainer):
-    """Hinton's knowledge distillation: CE + alpha * T^2 KL(teacher || student) at temperature T."""
+    """Hinton's knowledge distillation at temperature T: the student minimises
+    (CE + alpha * T^2 KL(teacher || student)) / (1 + alpha), PKKD's convention."""
 
     _ARGS = ("alpha", "temperature", "progressive")
 
@@ -112,7 +113,8 @@ class KD(_Serializable, DistillationTrainer):
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class NST(_Serializable, DistillationTrainer):
-    """Neural selectivity transfer (MMD of channel maps): CE + beta * NST on the taps.
+    """Neural selectivity transfer (MMD of channel maps) on the taps: the student
+    minimises (CE + beta * NST) / (1 + beta), PKKD's convention.
 
     taps as in PKKD; the paired layers may differ in channels and size.
     """

@@ -144,9 +144,10 @@ class DistillationTrainer(keras.Model):
     def _build_optimizers(self):
         """Slots exist before the first replicated step and before a restore."""
         if not self.optimizer.built:
-            if self.head_variables:
+            if self.head_variables and self.feature_norm != "none":
                 # Weight decay would pull every log-width to 0 and shrink rho:
-                # the heads are loss machinery, not part of the network.
+                # the heads are loss machinery, not part of the network. (Eq. 13-14
+                # as written, feature_norm="none", decays them like every weight.)
                 self.optimizer.exclude_from_weight_decay(var_list=self.head_variables)
             self.optimizer.build(self.student_variables)
         if self.teacher_optimizer is not None and not self.teacher_optimizer.built:
@@ -242,7 +243,9 @@ class DistillationTrainer(keras.Model):
             return total, terms
         if self.loss_kind == "nst":
             terms["mid"] = _average(nst_loss(t_taps, s_taps))
-        total = ce + self.alpha * terms.get("kd", 0.0) + self.beta * terms.get("mid", 0.0)
+        # KD and NST: the same convention as PKKD's default, divided by 1 + their weights.
+        weights = {"kd": self.alpha, "mid": self.beta}
+        total = losses.weighted(ce, [(weights[k], v) for k, v in terms.items() if k != "ce"])
         return total, terms
 
     def _feature_loss(self, s_taps, t_taps):

@@ -235,8 +235,11 @@ def feature_health(groups):
         rows = []
         for t, tap in enumerate(runs[0]["feature_health"]):
             cells = [tap["tap"]]
-            for key in ("student_std", "teacher_std", "corr", "sigma_student", "sigma_teacher"):
-                values = [r["feature_health"][t][key] for r in runs if len(r["feature_health"]) > t]
+            for key in ("student_std", "student_std_start", "teacher_std", "teacher_std_start",
+                        "corr", "sigma_student", "sigma_teacher"):
+                # (results written before the start spreads were recorded have none: nan)
+                values = [r["feature_health"][t].get(key, float("nan"))
+                          for r in runs if len(r["feature_health"]) > t]
                 cells.append(_fmt_num(round(sum(values) / len(values), 4)))
             rows.append(cells)
         dead = ", ".join(str(r.get("dead_taps")) for r in runs)
@@ -245,15 +248,16 @@ def feature_health(groups):
             f"feature_norm={g['feature_norm'] or 'standardize'}, alpha={_fmt_num(g['alpha'])}, "
             f"beta={_fmt_num(g['beta'])}", "",
             f"Dead taps per seed: {dead}. Means over {len(runs)} seed(s), on the fixed test batch:", "",
-            _table(["tap", "student spread", "teacher spread", "corr", "sigma student",
-                    "sigma teacher"], rows)]))
+            _table(["tap", "student spread", "at start", "teacher spread", "at start", "corr",
+                    "sigma student", "sigma teacher"], rows)]))
     if not parts:
         return None
     return "\n\n".join(["## Feature health", "",
                           "Each tapped layer at the end of training: spread (std) of the "
-                          "student-side and teacher-side head outputs, their mean per-channel "
-                          "correlation and the kernel widths. A tap is dead when a side's spread "
-                          "fell below 1e-3 of its value at the start.", *parts])
+                          "student-side and teacher-side head outputs (and at the start), their "
+                          "mean per-channel correlation and the kernel widths, each network with "
+                          "the probe batch's own BatchNorm statistics. A tap is dead when either "
+                          "side's spread fell below 1e-3 of its value at the start.", *parts])
 
 
 def paper_tables(groups):
