@@ -25,8 +25,9 @@ int VectorWidth();
 // "sse4.2", "sse2", "neon" or "generic".
 const char* IsaName();
 
-// Forward. PackForwardWeights writes -w as (K, Op), Op = O rounded up to
-// VectorWidth(), zero filled; ForwardRows computes output rows
+// Forward. PackForwardWeights writes w as (K, Op), Op = O rounded up to
+// VectorWidth(), zero filled, then one row of sum_k w ((K + 1) * Op floats
+// in all); ForwardRows computes output rows
 // [begin, end) of the flattened (B * OH) rows. zeros: C + VL zero floats.
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,

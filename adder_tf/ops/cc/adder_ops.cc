@@ -102,7 +102,7 @@ class AdderConv2DOp : public OpKernel {
     const int64_t VL = VectorWidth();
     const int64_t K = g.kh * g.kw * g.C;
     const int64_t Op = RoundUp(g.O, VL);
-    Buffer wp(K * Op);
+    Buffer wp((K + 1) * Op);
     PackForwardWeights(g, wt.flat<float>().data(), Op, wp.p);
     Buffer zeros(g.C + VL);
     const float* x = xt.flat<float>().data();
