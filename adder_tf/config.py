@@ -21,6 +21,7 @@ CLASSIFIERS = ("dense", "conv_bn")
 CIFAR_RESNETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 DEFAULT_RECALIBRATION_STEPS = 20
+VERBOSITY = (0, 1, 2)   # Keras: silent, progress bar, (ours) one line per epoch
 FLAVOUR_OF = {"cnn": "conv", "ann": "adder", "bnn": "binary",
               "kd": "adder", "mmd": "adder", "pkkd": "adder"}
 
@@ -57,7 +58,8 @@ class Config:
     num_classes: int = 0
     bn_recalibration_steps: int = -1   # -1: 20 for adder students, 0 otherwise
     flip: object = None   # None: the dataset's default
-    verbose: int = 1
+    verbose: int = 1      # the command line's default: 1 on a terminal, else 2
+    jit_compile: bool = False
 
     @property
     def flavour(self):
@@ -108,6 +110,7 @@ class Config:
         _at_least("train_examples", self.train_examples, 0)
         _at_least("num_classes", self.num_classes, 0)
         _at_least("bn_recalibration_steps", self.bn_recalibration_steps, -1)
+        _choice("verbose", self.verbose, VERBOSITY)
         if self.num_classes and self.dataset != "npz":
             raise UserError(f"--num_classes is for --dataset=npz; {self.dataset} has a fixed class count")
         _positive("lr", self.lr)
@@ -135,7 +138,7 @@ class Config:
 
 def _choice(name, value, choices):
     if value not in choices:
-        raise UserError(f"--{name}={value!r} is not one of {', '.join(choices)}")
+        raise UserError(f"--{name}={value!r} is not one of {', '.join(map(str, choices))}")
 
 
 def _at_least(name, value, low):

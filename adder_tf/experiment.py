@@ -107,7 +107,7 @@ def _build_trainer(config, data, total_steps):
         trainer = distill.Supervised(student)
     teacher_opt = _optimizer(config, total_steps, 0.0) if config.trains_teacher else None
     trainer.compile(optimizer=_optimizer(config, total_steps, config.eta),
-                    teacher_optimizer=teacher_opt)
+                    teacher_optimizer=teacher_opt, jit_compile=config.jit_compile)
     return trainer, taps
 
 

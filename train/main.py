@@ -7,6 +7,7 @@ goes to --model_dir; running the same command again resumes there.
 """
 import dataclasses
 import json
+import sys
 
 import cli  # noqa: F401  (sets up the import path and logging first)
 from absl import app, flags
@@ -55,13 +56,29 @@ flags.DEFINE_bool("flip", None, "Random horizontal flips in training (--flip / -
                   "on for CIFAR, ImageNet, folder and colour npz, off for digits, MNIST, grayscale npz.")
 flags.DEFINE_integer("num_classes", 0, "npz only: the class count, when some classes are "
                      "absent from the data on purpose (default: max label + 1, all present).")
-flags.DEFINE_integer("verbose", 1, "Keras progress output: 0 silent, 1 bar, 2 one line per epoch.")
+flags.DEFINE_integer("verbose", None, "Progress output: 0 silent, 1 Keras's progress bar, 2 one "
+                     "line per epoch. Default: 1 when stdout is a terminal, 2 otherwise (a log "
+                     "file gets one line per epoch, not a bar redrawn every step).")
+flags.DEFINE_bool("jit_compile", False, "Compile the whole training step with XLA. The adder "
+                  "layers then take the portable path's XLA form (the compiled CPU op cannot "
+                  "be in an XLA cluster): for GPUs; on a CPU the default is faster.")
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 
 
 def config_from_flags():
     names = {f.name for f in dataclasses.fields(C.Config)}
-    return C.Config(**{name: F[name].value for name in names})
+    values = {name: F[name].value for name in names}
+    if values["verbose"] is None:
+        values["verbose"] = default_verbosity()
+    return C.Config(**values)
+
+
+def default_verbosity():
+    """A progress bar for a person at a terminal; one line per epoch for a log file or pipe."""
+    try:
+        return 1 if sys.stdout.isatty() else 2
+    except (AttributeError, ValueError):   # no stdout, or a closed one
+        return 2
 
 
 def main(argv):

@@ -3,14 +3,19 @@
 Paths:
   fast       compiled C++ CPU kernels (adder_tf/ops/cc), built with the system
              C++ compiler on first use and cached (see `adder_fast`).
-  reference  plain TensorFlow ops; runs anywhere (GPU, XLA), slower.
+  reference  plain TensorFlow ops; runs anywhere (GPU, XLA), slower. Traced
+             inside an XLA cluster (`tf.function(jit_compile=True)`, Keras's
+             `compile(jit_compile=True)`, `--jit_compile`) it takes its XLA
+             form (`adder_xla`): loops of fused blocks that never form the
+             (batch, positions, c_in, c_out) difference block.
 
 Backend choice: `set_backend("auto" | "fast" | "reference")`, or the
 environment variable ADDER_TF_BACKEND (read at import). "auto" (the default)
 uses the fast path when it builds and loads, no GPU is visible to TensorFlow
 (the compiled op has CPU kernels only) and the op is not being traced inside
 an XLA cluster (`tf.function(jit_compile=True)` cannot contain custom ops);
-otherwise it uses the reference path. Inputs that are not float32 always
+otherwise it uses the reference path (in its XLA form inside an XLA
+cluster). Inputs that are not float32 always
 take the reference path (the compiled kernels are float32). "fast" raises `FastOpUnavailable` when
 the op cannot be built, and a clear error under jit_compile=True: train with
 jit_compile=False to get the fast kernels.
@@ -36,6 +41,7 @@ import tensorflow as tf
 from adder_tf.ops import adder_fast
 from adder_tf.ops.adder_fast import FastOpUnavailable, adder_conv2d_fast
 from adder_tf.ops.adder_reference import adder_conv2d_reference
+from adder_tf.ops.adder_xla import adder_conv2d_xla
 
 BACKENDS = ("auto", "fast", "reference")
 
@@ -112,9 +118,8 @@ def _no_gpu():
 
 
 def resolve_backend():
-    """The path `adder_conv2d` takes in the current context: "fast" or "reference"."""
-    if _backend == "reference":
-        return "reference"
+    """The path `adder_conv2d` takes in the current context: "fast", "reference", or
+    "xla" (the portable path's XLA form, inside an XLA cluster)."""
     if _backend == "fast":
         if _in_xla_context():
             raise FastOpUnavailable(
@@ -123,7 +128,9 @@ def resolve_backend():
                 "jit_compile=False or the 'auto'/'reference' backend")
         adder_fast.load(raise_on_error=True)
         return "fast"
-    if _no_gpu() and not _in_xla_context() and adder_fast.available():
+    if _in_xla_context():
+        return "xla"
+    if _backend == "auto" and _no_gpu() and adder_fast.available():
         return "fast"
     return "reference"
 
@@ -134,11 +141,14 @@ def adder_conv2d(x, w, strides=1, padding="same"):
     x = tf.convert_to_tensor(x)
     w = tf.convert_to_tensor(w, dtype_hint=x.dtype)
     # The compiled kernels are float32 only; other dtypes take the reference path.
-    if x.dtype == tf.float32 and w.dtype == tf.float32 and resolve_backend() == "fast":
+    path = resolve_backend()
+    if path == "xla":
+        return adder_conv2d_xla(x, w, strides, padding)
+    if x.dtype == tf.float32 and w.dtype == tf.float32 and path == "fast":
         return adder_conv2d_fast(x, w, strides, padding)
     return adder_conv2d_reference(x, w, strides, padding)
 
 
-__all__ = ["adder_conv2d", "adder_conv2d_reference", "adder_conv2d_fast",
+__all__ = ["adder_conv2d", "adder_conv2d_reference", "adder_conv2d_fast", "adder_conv2d_xla",
            "set_backend", "get_backend", "use_backend", "resolve_backend",
            "fast_available", "build_info", "load_fast_library", "FastOpUnavailable", "BACKENDS"]
