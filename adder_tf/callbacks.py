@@ -8,6 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
+from adder_tf.batchnorm import BatchNormRecalibration, reestimate  # noqa: F401 (public here too)
 from adder_tf.errors import UserError
 
 
@@ -30,59 +31,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 
 def recalibrate_batchnorm(model, data, steps=20, batch_size=64):
-    """Re-estimate every BatchNorm's moving mean and variance on `steps` batches of `data`.
-
-    data: a tf.data.Dataset of images or (images, labels) batches, or an
-    array of images (batched by `batch_size`). Each moving statistic becomes
-    the plain average of the batch statistics over those batches (momentum
-    (k-1)/k at the k-th batch), computed with the current weights. Why: an
-    adder network's outputs move fast under the adaptive learning rate, and
-    moving averages at momentum 0.9 trail them, so inference-mode accuracy
-    can sit at chance for epochs while training accuracy climbs. Training
-    itself is unaffected (it uses batch statistics). Returns the number of
-    batches used.
-    """
-    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
-    if not layers or steps <= 0:
-        return 0
-    if not isinstance(data, tf.data.Dataset):
-        data = tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
-    momenta = [l.momentum for l in layers]
-    used = 0
-    try:
-        for batch in data.take(steps):
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            used += 1
-            for layer in layers:
-                layer.momentum = (used - 1) / used
-            model(images, training=True)
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-    return used
-
-
-class BatchNormRecalibration(keras.callbacks.Callback):
-    """Before every validation: `recalibrate_batchnorm` of the trained network.
-
-    Works with a distiller (its student) and with any model under
-    `model.fit`. Add it whenever a network with adder layers is validated
-    during training; call `recalibrate_batchnorm` once more before the
-    final evaluation or export.
-    """
-
-    def __init__(self, data, steps=20, batch_size=64):
-        super().__init__()
-        self.data = data
-        self.steps = steps
-        self.batch_size = batch_size
-        self.seconds = []
-
-    def on_test_begin(self, logs=None):
-        start = time.time()
-        network = getattr(self.model, "student", self.model)
-        recalibrate_batchnorm(network, self.data, self.steps, self.batch_size)
-        self.seconds.append(time.time() - start)
+    """Re-estimate every BatchNorm's statistics with today's weights (`adder_tf.batchnorm.reestimate`)."""
+    return reestimate(model, data, steps, batch_size)
 
 
 class EpochLine(keras.callbacks.Callback):

@@ -12,6 +12,7 @@ inference-mode accuracy can sit at chance while training accuracy is high.
 import keras
 
 from adder_tf.layers.adder import AdderConv2D
+from adder_tf.models.adder_model import AdderModel
 from adder_tf.models.blocks import BN_EPSILON, BN_MOMENTUM
 
 _CONV_ARGS = ("filters", "kernel_size", "strides", "padding", "data_format", "activation",
@@ -20,12 +21,23 @@ _CONV_ARGS = ("filters", "kernel_size", "strides", "padding", "data_format", "ac
               "trainable", "dtype")
 
 
-def to_adder(model, *, keep=(), convert_first=False, name=None):
-    """A new model with the structure of `model`, its Conv2D layers as AdderConv2D.
+def to_adder(model, *, keep=(), convert_first=False, convert_last=False, name=None):
+    """A new `AdderModel` with the structure of `model`, its Conv2D layers as AdderConv2D.
+
+    Its `fit` re-estimates BatchNorm statistics on the training data before
+    every validation and at the end, so what it predicts after `fit`
+    describes the trained network (`adder_tf.models.AdderModel`).
 
     keep: names of Conv2D layers to leave multiplicative.
     convert_first: also convert the network's first Conv2D (off by default,
       as in the papers).
+    convert_last: also convert a Conv2D that is the network's classifier (the
+      last layer with weights, e.g. a 1x1 conv before global pooling); off by
+      default: the papers keep the first and the last layer multiplicative.
+    A Conv2D with a fused activation is refused by name: its adder twin
+    outputs -|x - f| <= 0 before the activation, so ReLU (or any activation
+    applied to the raw distance) gives a dead layer; put the activation after
+    a BatchNormalization instead, or keep the layer.
     Works on functional and Sequential models (not subclassed ones).
     """
     if not is_graph_model(model):
@@ -39,6 +51,16 @@ def to_adder(model, *, keep=(), convert_first=False, name=None):
     if not convs:
         raise ValueError(f"model {model.name!r} has no Conv2D layer to convert")
     converted = {layer.name for layer in convs[(0 if convert_first else 1):]} - set(keep)
+    classifier = _classifier(model)
+    if classifier is not None and not convert_last:
+        converted.discard(classifier.name)
+    for layer in convs:
+        if layer.name in converted and layer.activation not in (None, keras.activations.linear):
+            raise ValueError(
+                f"Conv2D {layer.name!r} has a fused activation "
+                f"{keras.activations.serialize(layer.activation)!r}: as an adder layer it would apply "
+                "it to -|x - f| <= 0 and output a constant (a dead layer); move the activation after "
+                f"a BatchNormalization, or keep it with keep=[{layer.name!r}]")
     after_adder = batchnorms_after(model, converted)
 
     def clone(layer):
@@ -55,9 +77,17 @@ def to_adder(model, *, keep=(), convert_first=False, name=None):
               for t in model.inputs]
     twin = keras.models.clone_model(model, clone_function=clone,
                                     input_tensors=inputs if len(inputs) > 1 else inputs[0])
-    if name:
-        twin.name = name
-    return twin
+    return AdderModel(inputs if len(inputs) > 1 else inputs[0],
+                      twin.outputs if len(twin.outputs) > 1 else twin.outputs[0],
+                      name=name or twin.name)
+
+
+def _classifier(model):
+    """The model's last layer with weights when it is a Conv2D (a convolutional classifier)."""
+    weighted = [layer for layer in model.layers
+                if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    last = weighted[-1] if weighted else None
+    return last if type(last) is keras.layers.Conv2D else None
 
 
 def is_graph_model(model):
@@ -91,12 +121,3 @@ def batchnorms_after(model, names):
                 if tensor._keras_history[0].name in names:
                     found.add(layer.name)
     return found
-
-
-def slow_batchnorms(model):
-    """(BatchNorm name, momentum) for each BatchNorm right after an AdderConv2D whose
-    momentum is above the library's 0.9."""
-    adders = {layer.name for layer in model.layers if isinstance(layer, AdderConv2D)}
-    slow = batchnorms_after(model, adders)
-    return [(layer.name, layer.momentum) for layer in model.layers
-            if layer.name in slow and layer.momentum > BN_MOMENTUM]

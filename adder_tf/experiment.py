@@ -7,14 +7,13 @@ schedule's position) and the epoch counter, written at every epoch end.
 """
 import json
 import os
-import sys
 import time
 
 import keras
 import numpy as np
 
 from adder_tf import export as export_lib
-from adder_tf.callbacks import BatchNormRecalibration, recalibrate_batchnorm
+from adder_tf.batchnorm import BatchNormRecalibration
 from adder_tf.data import load_dataset
 from adder_tf import distill
 from adder_tf.models import build_model, tap_names
@@ -39,18 +38,15 @@ def train(config):
     resumed_from = _completed_epochs(config.model_dir)
     probe = _probe_images(data)
     callbacks = _callbacks(config, trainer, probe)
-    if config.recalibration_steps and strategy.num_replicas_in_sync == 1:
+    trainer.bn_reestimation_steps = config.recalibration_steps
+    if config.recalibration_steps:
+        # Before every validation and when fit ends, under any strategy.
         callbacks.insert(0, BatchNormRecalibration(data.train, config.recalibration_steps))
-    elif config.recalibration_steps:
-        print(f"note: BatchNorm re-estimation (--bn_recalibration_steps) runs on one replica "
-              f"only; skipped with {strategy.num_replicas_in_sync}", file=sys.stderr)
     start = time.time()
     trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
                 validation_data=data.test, callbacks=callbacks,
                 verbose=1 if config.verbose == 1 else 0, shuffle=False)
     recalibration = _recalibration(callbacks)
-    if recalibration is not None:
-        recalibrate_batchnorm(trainer.student, data.train, recalibration.steps)
     final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
     results.update(_final_health(trainer, callbacks, probe))
@@ -115,7 +111,7 @@ PROBE_IMAGES = 256
 
 
 def _recalibration(callbacks):
-    """The BatchNorm re-estimation callback in use, or None (off, or several replicas)."""
+    """The BatchNorm re-estimation callback in use, or None (off)."""
     return next((c for c in callbacks if isinstance(c, BatchNormRecalibration)), None)
 
 

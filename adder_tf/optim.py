@@ -13,13 +13,17 @@ built (on the first step, or when a saved model or a checkpoint is
 restored) they take every variable that is the kernel of an AdderConv2D.
 Nothing has to be marked by hand.
 
-- `AdderSGD`: SGD + the adaptive rate + the reference's coupled L2 (weight
-  decay added to the gradient as PyTorch SGD does, not rescaled); Keras's
-  own `weight_decay` is decoupled and would not match.
-  `exclude_from_weight_decay` (Keras's method) exempts variables from it.
+- `AdderSGD`: SGD + the adaptive rate + the reference's coupled L2 (`l2`:
+  weight decay added to the gradient as PyTorch SGD does, not rescaled).
+  Keras's own `weight_decay` (decoupled: `w -= lr * wd * w` before the step)
+  is honoured as in every Keras optimizer; it is not the reference's decay.
+  `exclude_from_weight_decay` (Keras's method) exempts variables from both.
 - `adaptive(optimizer, eta)`: the same rate for any other Keras optimizer
   (Adam, RMSprop, ...), as a copy of it whose class is `Adaptive<Name>`.
 """
+import inspect
+import warnings
+
 import keras
 from keras import ops
 
@@ -40,6 +44,8 @@ class AdaptiveFilters:
     def build(self, variables):
         super().build(variables)
         self._adder_keys.update(self._var_key(v) for v in variables if is_adder_filter(v))
+        if self._adder_keys:
+            _warn_if_statistics_will_trail(variables)
 
     def mark_adder_filters(self, variables):
         """Rescale these variables too (adder filters that are not an AdderConv2D's kernel)."""
@@ -71,11 +77,12 @@ class AdderSGD(AdaptiveFilters, keras.optimizers.SGD):
 
     def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=False,
                  eta=DEFAULT_ETA, l2=0.0, name="adder_sgd", **kwargs):
-        kwargs.pop("weight_decay", None)
         super().__init__(learning_rate=learning_rate, momentum=momentum,
                          nesterov=nesterov, name=name, **kwargs)
         self._init_adaptive(eta)
         self.l2 = float(l2)
+        if self.l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2!r}")
 
     def update_step(self, gradient, variable, learning_rate):
         gradient = self._rescaled(gradient, variable)
@@ -86,7 +93,6 @@ class AdderSGD(AdaptiveFilters, keras.optimizers.SGD):
     def get_config(self):
         config = super().get_config()
         config["l2"] = self.l2
-        config.pop("weight_decay", None)
         return config
 
 
@@ -143,3 +149,34 @@ def adaptive_rescale(gradient, eta):
 def adder_filters(model):
     """The kernels of every AdderConv2D in a model."""
     return [v for v in model.trainable_variables if is_adder_filter(v)]
+
+
+def _warn_if_statistics_will_trail(variables):
+    """One warning when the model being fitted has a BatchNorm after an adder layer that
+    nothing re-estimates (a plain keras.Model, not an AdderModel or a distiller)."""
+    from adder_tf.batchnorm import uncovered_batchnorms
+    model = _model_being_built(variables)
+    uncovered = uncovered_batchnorms(model) if model is not None else []
+    if uncovered:
+        bn, adder = uncovered[0]
+        warnings.warn(
+            f"BatchNormalization {bn!r} follows AdderConv2D {adder!r} in {model.name!r} "
+            f"({len(uncovered) - 1} more): after a plain fit its moving statistics describe past "
+            "weights; build the model as adder_tf.models.AdderModel(inputs, outputs) (its fit "
+            "re-estimates them) or call adder_tf.batchnorm.reestimate(model, data) before "
+            "evaluating", stacklevel=2)
+
+
+def _model_being_built(variables):
+    """The keras.Model whose fit (or build) is building this optimizer, found on the call stack."""
+    keys = {id(v) for v in variables}
+    frame = inspect.currentframe()
+    for _ in range(40):
+        frame = frame.f_back if frame is not None else None
+        if frame is None:
+            return None
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, keras.Model) and any(
+                id(v) in keys for v in candidate.trainable_variables):
+            return candidate
+    return None

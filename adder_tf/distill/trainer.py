@@ -17,7 +17,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from adder_tf.convert import slow_batchnorms
+from adder_tf.batchnorm import ReestimatingFit
 from adder_tf.distill import losses
 from adder_tf.distill.baseline_losses import nst_loss
 from adder_tf.distill.heads import AlignmentHead
@@ -28,19 +28,30 @@ LOSSES = ("ce", "kd", "nst", "pkkd")
 TAPPED_LOSSES = ("nst", "pkkd")
 
 
-def _average(per_example):
-    """Mean over the global batch: correct when replicas' gradients are summed."""
-    return tf.nn.compute_average_loss(per_example)
+def _average(per_example, sample_weight=None):
+    """(Weighted) mean over the global batch: correct when replicas' gradients are summed."""
+    if sample_weight is not None:
+        sample_weight = tf.cast(tf.reshape(sample_weight, [-1]), per_example.dtype)
+    return tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
 
 
-def _warn_if_slow_batchnorm(student):
-    slow = slow_batchnorms(student)
-    if slow:
-        name, momentum = slow[0]
-        warnings.warn(f"student BatchNormalization {name!r} (and {len(slow) - 1} more) follows an "
-                      f"adder layer with momentum {momentum}; adder outputs move fast and its moving "
-                      "averages will trail them: use momentum=adder_tf.models.BN_MOMENTUM (0.9) "
-                      "and adder_tf.callbacks.BatchNormRecalibration", stacklevel=4)
+def _regularization(model):
+    """The network's own losses (kernel, bias and activity regularizers), as Keras adds them:
+    divided by the replica count, since the replicas' gradients are summed."""
+    if not model.losses:
+        return 0.0
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) / replicas
+
+
+def _unpack(data):
+    """(images, labels, sample weights or None): what fit, evaluate, train_on_batch and
+    test_on_batch hand a step (class_weight arrives as sample weights)."""
+    images, labels, weights = keras.utils.unpack_x_y_sample_weight(data)
+    if labels is None:
+        raise ValueError("a distiller trains and evaluates on (images, labels) batches; got images "
+                         "without labels")
+    return images, labels, weights
 
 
 class _Views:
@@ -52,11 +63,13 @@ class _Views:
         self.student, self.teacher = student, teacher
 
 
-class DistillationTrainer(keras.Model):
+class DistillationTrainer(ReestimatingFit, keras.Model):
     """Trains `student` on `loss` (LOSSES); `teacher` is a CNN for kd, nst and pkkd.
 
     Use the classes of `adder_tf.distill` (PKKD, KD, NST, Supervised), which
-    document the arguments; this is their common step.
+    document the arguments; this is their common step. `fit` re-estimates
+    the student's BatchNorm statistics on its training data before every
+    validation and when it ends, under any strategy (`ReestimatingFit`).
     """
 
     def __init__(self, student, teacher=None, *, loss="pkkd", taps=None, alpha=1.0, beta=1.0,
@@ -93,7 +106,6 @@ class DistillationTrainer(keras.Model):
         self.student_heads, self.teacher_heads = self._make_heads()
         self.teacher_optimizer = None
         self._trackers = self._make_trackers(student.outputs[0].shape[-1])
-        _warn_if_slow_batchnorm(student)
         # Every layer is built (heads from the taps' symbolic shapes): nothing
         # waits for a first batch, under a distribution strategy or a restore.
         self.built = True
@@ -215,10 +227,10 @@ class DistillationTrainer(keras.Model):
         for name, value in values.items():
             self._trackers[name].update_state(value * replicas)
 
-    def _log_accuracy(self, prefix, labels, logits):
+    def _log_accuracy(self, prefix, labels, logits, sample_weight=None):
         logits = tf.cast(logits, tf.float32)  # in_top_k takes float32 only
-        self._trackers[f"{prefix}top1"].update_state(labels, logits)
-        self._trackers[f"{prefix}top5"].update_state(labels, logits)
+        self._trackers[f"{prefix}top1"].update_state(labels, logits, sample_weight)
+        self._trackers[f"{prefix}top5"].update_state(labels, logits, sample_weight)
 
     def _results(self, names=None):
         results = {n: m.result() for n, m in self._trackers.items() if names is None or n in names}
@@ -230,19 +242,24 @@ class DistillationTrainer(keras.Model):
         return results
 
     # -- losses --------------------------------------------------------------
-    def student_loss(self, labels, s_logits, s_taps, t_logits, t_taps):
-        """The method's loss for the student, with its terms for logging."""
-        ce = _average(losses.cross_entropy(labels, s_logits))
+    def student_loss(self, labels, s_logits, s_taps, t_logits, t_taps, sample_weight=None):
+        """The method's loss for the student, with its terms for logging.
+
+        sample_weight weighs the per-example terms (cross-entropy, KD, NST);
+        PKKD's feature term compares batch statistics and is not weighted.
+        """
+        ce = _average(losses.cross_entropy(labels, s_logits), sample_weight)
         terms = {"ce": ce}
         if self.loss_kind in ("kd", "pkkd"):
-            terms["kd"] = _average(losses.soft_label_loss(t_logits, s_logits, self.temperature))
+            terms["kd"] = _average(losses.soft_label_loss(t_logits, s_logits, self.temperature),
+                                   sample_weight)
         if self.loss_kind == "pkkd":
             terms["mid"] = self._feature_loss(list(s_taps), list(t_taps))
             total = losses.combine(ce, terms["kd"], terms["mid"], self.alpha, self.beta,
                                    self.feature_norm)
             return total, terms
         if self.loss_kind == "nst":
-            terms["mid"] = _average(nst_loss(t_taps, s_taps))
+            terms["mid"] = _average(nst_loss(t_taps, s_taps), sample_weight)
         # KD and NST: the same convention as PKKD's default, divided by 1 + their weights.
         weights = {"kd": self.alpha, "mid": self.beta}
         total = losses.weighted(ce, [(weights[k], v) for k, v in terms.items() if k != "ce"])
@@ -257,16 +274,19 @@ class DistillationTrainer(keras.Model):
 
     # -- steps ---------------------------------------------------------------
     def train_step(self, data):
-        images, labels = data
+        images, labels, weights = _unpack(data)
         with tf.GradientTape(persistent=True) as tape:
             t_logits, t_taps = None, None
             if self.teacher is not None:
                 t_out = as_list(self._views.teacher(images, training=self.progressive))
                 t_logits, t_taps = t_out[0], t_out[1:]
-                t_loss = _average(losses.cross_entropy(labels, t_logits))
+                t_loss = _average(losses.cross_entropy(labels, t_logits), weights)
+                if self.progressive:
+                    t_loss += _regularization(self.teacher)
             s_out = as_list(self._views.student(images, training=True))
             s_logits, s_taps = s_out[0], s_out[1:]
-            loss, terms = self.student_loss(labels, s_logits, s_taps, t_logits, t_taps)
+            loss, terms = self.student_loss(labels, s_logits, s_taps, t_logits, t_taps, weights)
+            loss += _regularization(self.student)
         student_vars = self.student_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, student_vars), student_vars))
         if self.progressive:
@@ -277,18 +297,18 @@ class DistillationTrainer(keras.Model):
         logged = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}
         if self.teacher is not None:
             logged["teacher_loss"] = t_loss
-            self._log_accuracy("teacher_", labels, t_logits)
+            self._log_accuracy("teacher_", labels, t_logits, weights)
         self._log_losses(logged)
-        self._log_accuracy("", labels, s_logits)
+        self._log_accuracy("", labels, s_logits, weights)
         return self._results()
 
     def test_step(self, data):
-        images, labels = data
+        images, labels, weights = _unpack(data)
         s_logits = self.student(images, training=False)
-        self._log_losses({"loss_ce": _average(losses.cross_entropy(labels, s_logits))})
-        self._log_accuracy("", labels, s_logits)
+        self._log_losses({"loss_ce": _average(losses.cross_entropy(labels, s_logits), weights)})
+        self._log_accuracy("", labels, s_logits, weights)
         names = ["loss_ce", "top1", "top5"]
         if self.teacher is not None:
-            self._log_accuracy("teacher_", labels, self.teacher(images, training=False))
+            self._log_accuracy("teacher_", labels, self.teacher(images, training=False), weights)
             names += ["teacher_top1", "teacher_top5"]
         return self._results(names)

@@ -122,7 +122,13 @@ TAPS_ATTR = "_adder_tf_taps"
 
 
 def assemble(inputs, logits, taps, name):
-    """Functional model image -> logits that knows its distillation taps (`tap_names`)."""
+    """Functional model image -> logits that knows its distillation taps (`tap_names`).
+
+    With adder layers it is an `AdderModel`, whose fit re-estimates BatchNorm statistics.
+    """
     model = keras.Model(inputs, logits, name=name)
+    if any(isinstance(layer, AdderConv2D) for layer in model.layers):
+        from adder_tf.models.adder_model import AdderModel
+        model = AdderModel(inputs, logits, name=name)
     setattr(model, TAPS_ATTR, tuple(t._keras_history[0].name for t in taps.outputs))
     return model

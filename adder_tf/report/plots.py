@@ -207,6 +207,7 @@ def weight_figure(cnn, ann, path, title):
 def _load(path):
     import keras
     import adder_tf.layers  # noqa: F401  (registers the custom layers)
+    import adder_tf.models  # noqa: F401  (registers AdderModel)
     import adder_tf.layers.binary  # noqa: F401
     return keras.saving.load_model(path, compile=False)
 
