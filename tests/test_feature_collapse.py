@@ -39,19 +39,37 @@ def test_no_tap_dies_at_alpha_beta_10(tmp_path):
     assert results["dead_taps"] == 0
     for now, then in zip(health, start):
         for side in ("student_std", "teacher_std"):
+            # Both networks are probed with the batch's own statistics: every tap has a
+            # spread at the start (else "dead" could never be reached on that side).
+            assert then[side] > 1e-3 and now[f"{side}_start"] == then[side], (side, then)
             assert now[side] > 100 * DEAD_FRACTION * then[side], (now, then)
-        assert -1.0 <= now["corr"] <= 1.0
         assert now["sigma_student"] > 0 and now["sigma_teacher"] > 0
+    # The feature loss is 2 (1 - corr) per channel: training it raises the correlation.
+    corr_start = sum(r["corr"] for r in start) / len(start)
+    corr_now = sum(r["corr"] for r in health) / len(health)
+    assert corr_now > corr_start + 0.1, (corr_start, corr_now)
     assert results["student"]["top1"] > 0.3      # and the student learns at these weights
 
 
 # Raw adder outputs are O(100) and conv outputs O(1): their plain MSE is
 # O(1e4), and at beta = 1 and lr 0.1 it diverges (that is eq. 13 as written);
 # beta = 1e-4 brings it to the scale of the cross-entropy.
-@pytest.mark.parametrize("feature_loss,beta", [("raw", 1e-4), ("kernel_conv1x1", 1.0)])
-def test_paper_literal_loss_trains_and_reports_health(tmp_path, feature_loss, beta):
-    results, _ = _run(tmp_path, feature_norm="none", feature_loss=feature_loss, alpha=1.0,
-                      beta=beta)
+# Measured here: kernel_conv1x1 reaches > 30% in these 60 steps; raw stays at
+# chance (10%) though its L_mid falls, so no accuracy is asked of it.
+@pytest.mark.parametrize("feature_loss,beta,top1", [("raw", 1e-4, 0.0), ("kernel_conv1x1", 1.0, 0.3)])
+def test_paper_literal_loss_trains_and_reports_health(tmp_path, feature_loss, beta, top1):
+    results, start = _run(tmp_path, feature_norm="none", feature_loss=feature_loss, alpha=1.0,
+                          beta=beta)
     assert results["config"]["feature_norm"] == "none"
-    assert len(results["feature_health"]) == 12 and isinstance(results["dead_taps"], int)
-    assert all(h["loss_mid"] == h["loss_mid"] for h in results["history"])   # not NaN
+    health = results["feature_health"]
+    assert len(health) == 12
+    for now, then in zip(health, start):
+        for side in ("student_std", "teacher_std"):
+            assert then[side] > 0 and now[f"{side}_start"] == then[side], (side, then)
+    # dead_taps is what the rule gives on the reported spreads, either side
+    dead = sum(1 for r in health
+               if any(not r[k] > DEAD_FRACTION * r[f"{k}_start"] for k in ("student_std", "teacher_std")))
+    assert results["dead_taps"] == dead
+    mid = [h["loss_mid"] for h in results["history"]]
+    assert all(m == m for m in mid) and mid[-1] < mid[0], mid   # finite, and it is minimised
+    assert results["student"]["top1"] >= top1, results["student"]

@@ -1,5 +1,6 @@
 """The library from Python, as a Keras user meets it: every trap the API must not have."""
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -232,10 +233,20 @@ def test_pkkd_trains_two_single_output_models_with_no_setup_call():
 
 def test_a_trained_student_exports_for_stock_tensorflow(tmp_path):
     teacher, student = pkkd_pair()
+    pkkd = adder_tf.distill.PKKD(teacher, student, alpha=1.0, beta=1.0)
+    pkkd.compile(optimizer=AdderSGD(0.05, momentum=0.9), teacher_optimizer=AdderSGD(0.05, eta=0.0))
+    x, y = data(128)
+    untrained = student(x[:8], training=False).numpy()
+    pkkd.fit(x, y, batch_size=32, epochs=3, verbose=0)
     adder_tf.export.export_saved_model(student, str(tmp_path / "ann"))
     loaded = tf.saved_model.load(str(tmp_path / "ann"))
-    x, _ = data(4)
-    np.testing.assert_allclose(loaded.serve(x), student(x), rtol=1e-4, atol=1e-3)
+    trained = student(x[:8], training=False).numpy()
+    # Training moved the BatchNorm moving statistics and the weights: an export that
+    # lost either (or ran BatchNorm on the batch) would not give the trained outputs.
+    assert np.max(np.abs(trained - untrained)) > 1e-2
+    np.testing.assert_allclose(loaded.serve(x[:8]), trained, rtol=1e-4, atol=1e-3)
+    bn = [l for l in student.layers if isinstance(l, keras.layers.BatchNormalization)][0]
+    assert np.max(np.abs(bn.moving_mean.numpy())) > 0        # the statistics did move
 
 
 def test_taps_are_checked_when_the_distiller_is_built():
@@ -343,16 +354,23 @@ def test_the_package_namespace_after_a_plain_import():
 
 
 # -- examples and packaging -------------------------------------------------------------------
-@pytest.mark.parametrize("script, says", [("pkkd_digits.py", "student (ANN) top-1"),
-                                          ("adder_layer_fit.py", "test accuracy")])
-def test_examples_run(script, says, tmp_path):
+# Held-out digits accuracy after the examples' --epochs 2, well under what they reach
+# (see test_examples_run_and_learn) and far above chance.
+EXAMPLE_TOP1 = {"pkkd_digits.py": 0.3, "adder_layer_fit.py": 0.5}
+
+
+@pytest.mark.parametrize("script, says, at_least", [
+    ("pkkd_digits.py", r"student \(ANN\) top-1 ([0-9.]+)", EXAMPLE_TOP1["pkkd_digits.py"]),
+    ("adder_layer_fit.py", r"test accuracy ([0-9.]+)", EXAMPLE_TOP1["adder_layer_fit.py"])])
+def test_examples_run_and_learn(script, says, at_least, tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT}
     args = [sys.executable, os.path.join(ROOT, "examples", script), "--epochs", "2"]
     if script == "pkkd_digits.py":
         args += ["--out", str(tmp_path / "ann")]
     out = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert says in out.stdout
+    accuracy = float(re.search(says, out.stdout).group(1))
+    assert accuracy >= at_least, out.stdout[-2000:]     # 10 classes: chance is 0.1
     if script == "pkkd_digits.py":
         saved = keras.saving.load_model(tmp_path / "ann.keras")
         assert sum(isinstance(l, AdderConv2D) for l in saved.layers) == 2
