@@ -2,10 +2,12 @@
 
     python examples/adder_layer_fit.py [--epochs 15]
 
-AdderConv2D takes Conv2D's arguments; follow it with BatchNormalization at
-momentum 0.9 (adder outputs are large and move fast) and re-estimate the
-BatchNorm statistics before evaluating. AdderSGD applies AdderNet's
-adaptive learning rate to the adder filters it finds by itself.
+AdderConv2D takes Conv2D's arguments; follow it with BatchNormalization
+(adder outputs are large). Build the model as `AdderModel` instead of
+`keras.Sequential` / `keras.Model`: its fit re-estimates the BatchNorm
+statistics with the trained weights, which moving averages cannot follow
+under the adaptive learning rate. AdderSGD applies AdderNet's adaptive
+learning rate to the adder filters it finds by itself.
 """
 import argparse
 
@@ -14,26 +16,19 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from adder_tf import AdderConv2D
-from adder_tf.callbacks import recalibrate_batchnorm
-from adder_tf.models import BN_MOMENTUM
+from adder_tf.models import AdderModel
 from adder_tf.optim import AdderSGD
 
 
 def ann(num_classes=10):
-    return keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(16, 3, padding="same", use_bias=False),   # first layer: a real conv
-        keras.layers.BatchNormalization(momentum=BN_MOMENTUM),
-        keras.layers.ReLU(),
-        AdderConv2D(32, 3, padding="same", use_bias=False),
-        keras.layers.BatchNormalization(momentum=BN_MOMENTUM),
-        keras.layers.ReLU(),
-        AdderConv2D(32, 3, strides=2, padding="same", use_bias=False),
-        keras.layers.BatchNormalization(momentum=BN_MOMENTUM),
-        keras.layers.ReLU(),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(num_classes),
-    ], name="ann")
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)  # first layer: a real conv
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    for strides in (1, 2):
+        x = AdderConv2D(32, 3, strides=strides, padding="same", use_bias=False)(x)
+        x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return AdderModel(inputs, keras.layers.Dense(num_classes)(x), name="ann")
 
 
 def main():
@@ -53,7 +48,6 @@ def main():
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     model.fit(x[train], y[train], batch_size=64, epochs=args.epochs, verbose=2)
-    recalibrate_batchnorm(model, x[train])   # moving averages trail the fast adder outputs
     _, accuracy = model.evaluate(x[test], y[test], verbose=0)
     print(f"test accuracy {accuracy:.4f}")
 

@@ -9,7 +9,6 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import adder_tf
-from adder_tf.callbacks import BatchNormRecalibration, recalibrate_batchnorm
 from adder_tf.optim import AdderSGD
 
 
@@ -41,11 +40,9 @@ def main():
     pkkd = adder_tf.distill.PKKD(teacher, student, alpha=1.0, beta=1.0)   # taps: conv1, conv2
     lr = keras.optimizers.schedules.CosineDecay(0.05, args.epochs * 23)   # 23 batches per epoch
     pkkd.compile(optimizer=AdderSGD(lr), teacher_optimizer=AdderSGD(lr, eta=0.0))
-    # Adder outputs move fast: BatchNorm statistics are re-estimated before each validation.
+    # fit re-estimates the student's BatchNorm statistics before each validation and at the end
     pkkd.fit(x[train], y[train], batch_size=64, epochs=args.epochs, verbose=2,
-             validation_data=(x[test], y[test]), callbacks=[BatchNormRecalibration(x[train])])
-
-    recalibrate_batchnorm(pkkd.student, x[train])
+             validation_data=(x[test], y[test]))
     results = pkkd.evaluate(x[test], y[test], verbose=0, return_dict=True)
     print(f"student (ANN) top-1 {results['top1']:.4f}, teacher (CNN) {results['teacher_top1']:.4f}")
     pkkd.student.save(f"{args.out}.keras")        # an ordinary Keras model: load_model reads it

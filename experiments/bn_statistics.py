@@ -6,6 +6,7 @@ Settings (batch 64, AdderSGD at a constant learning rate, seed 0):
   fit3    a 3-layer Keras CNN -> adder_tf.to_adder -> plain model.fit (20 epochs)
   resnet8 build_model('resnet8', 'adder') -> plain model.fit (15 epochs)
   pkkd    a stem conv + 2 convs CNN -> to_adder -> PKKD(alpha=1, beta=1) (6 epochs)
+  cnn3    fit3's CNN itself, for comparison (20 epochs)
 
 For every BatchNorm that follows an adder layer it reports:
   shift  the per-step change of the channel's mean on a fixed probe batch, in
@@ -31,7 +32,7 @@ from adder_tf.convert import batchnorms_after
 from adder_tf.layers.adder import AdderConv2D
 from adder_tf.optim import AdderSGD
 
-SETTINGS = {"fit3": 20, "resnet8": 15, "pkkd": 6}
+SETTINGS = {"fit3": 20, "resnet8": 15, "pkkd": 6, "cnn3": 20}
 
 
 def digits():
@@ -54,8 +55,10 @@ def cnn(widths, name):
 
 
 def adder_pairs(network):
-    """(adder layer, BatchNorm right after it) of a functional network."""
-    adders = [l for l in network.layers if isinstance(l, AdderConv2D)]
+    """(adder layer, BatchNorm right after it) of a functional network; for a CNN, its
+    window layers but the first (the layers an ANN would make adder layers)."""
+    adders = [l for l in network.layers if isinstance(l, AdderConv2D)] or [
+        l for l in network.layers if isinstance(l, keras.layers.Conv2D)][1:]
     pairs = []
     for adder in adders:
         for name in batchnorms_after(network, {adder.name}):
@@ -111,8 +114,9 @@ class StatisticsProbe(keras.callbacks.Callback):
 def run(setting, epochs, lr, seed=0):
     keras.utils.set_random_seed(seed)
     x_train, y_train, x_test, y_test = digits()
-    if setting == "fit3":
-        network = adder_tf.to_adder(cnn([(16, 1), (32, 1), (32, 2)], "cnn3"))
+    if setting in ("fit3", "cnn3"):
+        network = cnn([(16, 1), (32, 1), (32, 2)], "cnn3")
+        network = adder_tf.to_adder(network) if setting == "fit3" else network
     elif setting == "resnet8":
         network = adder_tf.models.build_model("resnet8", "adder", (8, 8, 1), 10)
     else:
@@ -136,7 +140,8 @@ def run(setting, epochs, lr, seed=0):
     as_trained = network.evaluate(x_test, y_test, verbose=0)[1]
     recalibrate_batchnorm(network, x_train, steps=23)
     reestimated = network.evaluate(x_test, y_test, verbose=0)[1]
-    filters = np.concatenate([a.kernel.numpy().ravel() for a, _ in probe.pairs])
+    filters = np.concatenate([a.kernel.numpy().ravel() for a, _ in probe.pairs]) if probe.pairs \
+        else np.zeros(1)
     return {"setting": setting, "epochs": epochs, "lr": lr, "seed": seed,
             "train_top1": float(history.history[accuracy_key][-1]),
             "test_top1_as_trained": float(as_trained), "test_top1_reestimated": float(reestimated),

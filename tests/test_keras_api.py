@@ -191,19 +191,43 @@ def test_to_adder_converts_every_conv_but_the_first_and_keeps_names():
 
 def test_to_adder_takes_sequential_models_and_refuses_what_it_cannot_convert():
     seq = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="a"),
-                            keras.layers.Conv2D(4, 3, name="b", activation="relu"),
+                            keras.layers.Conv2D(4, 3, name="b"),
                             keras.layers.BatchNormalization(name="bn"), keras.layers.Flatten(),
                             keras.layers.Dense(2)])
     ann = adder_tf.to_adder(seq)
-    assert isinstance(ann, keras.Sequential) and isinstance(ann.get_layer("b"), AdderConv2D)
-    assert ann.get_layer("b").activation is keras.activations.relu
+    assert isinstance(ann, adder_tf.models.AdderModel) and isinstance(ann.get_layer("b"), AdderConv2D)
+    assert [l.name for l in ann.layers[1:]] == [l.name for l in seq.layers]
     assert ann.get_layer("bn").momentum == 0.9
     dilated = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="a"),
-                                keras.layers.Conv2D(4, 3, dilation_rate=2, name="d")])
+                                keras.layers.Conv2D(4, 3, dilation_rate=2, name="d"),
+                                keras.layers.Flatten(), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="'d'.*dilation_rate"):
         adder_tf.to_adder(dilated)
     with pytest.raises(ValueError, match="keep"):
         adder_tf.to_adder(seq, keep=["nope"])
+
+
+def test_to_adder_refuses_a_fused_activation_that_would_make_a_dead_layer():
+    seq = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="a"),
+                            keras.layers.Conv2D(4, 3, activation="relu", name="b"),
+                            keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="'b'.*'relu'.*dead"):
+        adder_tf.to_adder(seq)
+    assert type(adder_tf.to_adder(seq, keep=["b"]).get_layer("b")) is keras.layers.Conv2D
+
+
+def test_to_adder_keeps_a_convolutional_classifier_multiplicative():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="mid")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(3, 1, name="head")(x)          # the classifier: a 1x1 conv
+    cnn = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    ann = adder_tf.to_adder(cnn)
+    kinds = [type(ann.get_layer(n)).__name__ for n in ("stem", "mid", "head")]
+    assert kinds == ["Conv2D", "AdderConv2D", "Conv2D"]
+    assert type(adder_tf.to_adder(cnn, convert_last=True).get_layer("head")) is AdderConv2D
 
 
 # -- distillers over ordinary models --------------------------------------------------------
@@ -314,14 +338,24 @@ def test_a_distiller_saves_and_loads_whole_and_goes_on_training_the_same(tmp_pat
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_a_distiller_warns_about_keras_default_batchnorm_after_adder_layers():
-    teacher = small_cnn()
-    hand_built = small_cnn()        # conv -> AdderConv2D by hand, BatchNorm left at 0.99
-    student = keras.models.clone_model(hand_built, clone_function=lambda l: AdderConv2D(
-        8, 3, padding="same", use_bias=False, name=l.name)
-        if isinstance(l, keras.layers.Conv2D) and l.name != "conv0" else l.__class__.from_config(l.get_config()))
-    with pytest.warns(UserWarning, match="'bn1'.*momentum 0.99"):
-        adder_tf.distill.PKKD(teacher, student)
+def test_adder_sgd_warns_about_a_batchnorm_after_an_adder_layer_that_fit_leaves_stale():
+    x, y = data()
+    def model(cls):
+        inputs = keras.Input((8, 8, 1))
+        h = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+        h = AdderConv2D(4, 3, padding="same", use_bias=False, name="adder")(h)
+        h = keras.layers.BatchNormalization(name="after_adder")(h)
+        out = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(h))
+        m = cls(inputs, out)
+        m.compile(optimizer=AdderSGD(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return m
+    with pytest.warns(UserWarning, match="'after_adder' follows AdderConv2D 'adder'.*AdderModel"):
+        model(keras.Model).fit(x, y, epochs=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:   # an AdderModel re-estimates
+        warnings.simplefilter("always")
+        model(adder_tf.models.AdderModel).fit(x, y, epochs=1, verbose=0)
+    assert not [w for w in caught if "follows AdderConv2D" in str(w.message)]
 
 
 def test_tensorboard_keeps_teacher_and_student_histograms_apart(tmp_path):

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = ["--flagfile=flags/quickstart.cfg", "--steps_per_epoch=3", "--verbose=0", "--batch_size=32"]
 
@@ -82,7 +84,8 @@ def test_two_workers_on_localhost_finish_one_run(tmp_path):
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         procs.append(subprocess.Popen(
-            command("--epochs=1", "--strategy=multi_worker", f"--model_dir={tmp_path}"),
+            command("--epochs=2", "--steps_per_epoch=12", "--strategy=multi_worker",
+                    f"--model_dir={tmp_path}"),
             cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=600) for p in procs]
@@ -90,11 +93,29 @@ def test_two_workers_on_localhost_finish_one_run(tmp_path):
         assert p.returncode == 0, stderr[-3000:]
     with open(os.path.join(tmp_path, "results.json")) as f:
         results = json.load(f)
-    assert results["replicas"] == 2 and results["epochs_completed"] == 1
+    assert results["replicas"] == 2 and results["epochs_completed"] == 2
+    # The figures describe the trained student: its saved weights, with statistics
+    # re-estimated here on the training images, score the same on the test images.
+    reestimated = _reestimated_top1(os.path.join(tmp_path, "student.keras"))
+    assert abs(results["student"]["top1"] - reestimated) <= 0.01, (results["student"], reestimated)
+    assert results["history"][-1]["val_top1"] == pytest.approx(results["student"]["top1"], abs=1e-6)
     assert os.path.exists(os.path.join(tmp_path, "export", "student", "saved_model.pb"))
     # the non-chief checkpointed in its own folder, never over the chief's files
     assert os.path.isdir(os.path.join(tmp_path, "workertemp_1", "backup"))
     assert not os.path.exists(os.path.join(tmp_path, "workertemp_1", "export"))
+
+
+def _reestimated_top1(path):
+    import keras
+    import adder_tf.models  # noqa: F401  (registers AdderModel and the layers)
+    from adder_tf.callbacks import recalibrate_batchnorm
+    from adder_tf.data import load_dataset
+    data = load_dataset("digits", 64, seed=0)
+    student = keras.saving.load_model(path)
+    student.compile(metrics=["accuracy"],
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    recalibrate_batchnorm(student, data.train, steps=20)
+    return student.evaluate(data.test, verbose=0)[1]
 
 
 def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path):
