@@ -36,6 +36,7 @@ the gradient is the same and the logged value is 0 when the two agree.
 import tensorflow as tf
 
 from adder_tf.distill.baseline_losses import hinton_kd
+from adder_tf.ops import fused
 from adder_tf.ops.moments import RELATIVE_EPSILON, global_mean
 
 
@@ -65,6 +66,8 @@ def feature_mse(student_feature, teacher_feature, feature_norm="standardize"):
     if feature_norm == "none":
         return tf.reshape(global_mean(tf.square(ys - yt), axes), ()) / replicas
     axes = axes[:-1]
+    if fused.fused_available(ys, yt):
+        return _standardized_mse_from_moments(ys, yt) / replicas
     cs = ys - global_mean(ys, axes)
     ct = yt - global_mean(yt, axes)
     raw_s = global_mean(tf.square(cs), axes)
@@ -76,6 +79,26 @@ def feature_mse(student_feature, teacher_feature, feature_norm="standardize"):
     # mean((cs / sqrt(var_s) - ct / sqrt(var_t))^2) per channel, from the moments.
     per_channel = raw_s / var_s + raw_t / var_t - 2.0 * cov * tf.math.rsqrt(var_s * var_t)
     return tf.reduce_mean(per_channel) / replicas
+
+
+def _standardized_mse_from_moments(ys, yt):
+    """feature_mse(standardize) from one fused pass: per-channel sums of ys, yt,
+    ys^2, yt^2, ys yt in float64 (summed over replicas), then the same formula.
+    Equal to the centred formulation to float32 rounding."""
+    m = fused.channel_moments(ys, yt)
+    count = tf.cast(tf.size(ys) // tf.shape(ys)[-1], tf.float64)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        m = ctx.all_reduce(tf.distribute.ReduceOp.SUM, m)
+        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    s1, t1, s2, t2, st = tf.unstack(m / count)
+    raw_s = s2 - s1 * s1
+    raw_t = t2 - t1 * t1
+    cov = st - s1 * t1
+    var_s = raw_s + RELATIVE_EPSILON * tf.reduce_mean(raw_s) + 1e-30
+    var_t = raw_t + RELATIVE_EPSILON * tf.reduce_mean(raw_t) + 1e-30
+    per_channel = raw_s / var_s + raw_t / var_t - 2.0 * cov * tf.math.rsqrt(var_s * var_t)
+    return tf.cast(tf.reduce_mean(per_channel), ys.dtype)
 
 
 def reduce_taps(per_tap, feature_norm="standardize"):

@@ -41,6 +41,8 @@ import math
 import keras
 from keras import ops
 
+from adder_tf.ops.fused import exp_map
+
 EXPONENT_LIMIT = 30.0   # exp(30) ~ 1e13: its square, summed over 1e12 elements, is a finite float32
 LOG_FACTOR_LIMIT = math.log(4.0)
 
@@ -114,7 +116,7 @@ class GaussianKernel(_KernelTransform):
 
     def call(self, z):
         inv_two_sigma_sq = 0.5 / ops.square(self.sigma(z))
-        return ops.exp(ops.minimum(-z * inv_two_sigma_sq, EXPONENT_LIMIT))
+        return exp_map(z, -inv_two_sigma_sq, EXPONENT_LIMIT)   # exp(min(-z / 2s^2, limit))
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -127,4 +129,4 @@ class LaplaceKernel(_KernelTransform):
         return self.width(ops.maximum(-batch_mean(y), 1e-12))
 
     def call(self, y):
-        return ops.exp(ops.minimum(-y * (1.0 / self.sigma(y)), EXPONENT_LIMIT))
+        return exp_map(y, -1.0 / self.sigma(y), EXPONENT_LIMIT)   # exp(min(-y / s, limit))

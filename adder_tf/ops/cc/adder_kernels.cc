@@ -332,4 +332,118 @@ void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* 
   }
 }
 
+// ------------------------------------------------- PKKD heads, fused passes
+
+namespace {
+
+// exp(x) for x <= 88.7 (callers clip above), Cephes' single-precision
+// polynomial as in Eigen's pexp (what TensorFlow's Exp uses on CPU):
+// x = n ln2 + r, exp(r) by a degree-6 polynomial, times 2^n. Within 2 ulp
+// of expf; below -87.3 it returns exp(-87.3) ~ 1.2e-38 (expf: denormals, then 0).
+static inline vf vexp(vf x) {
+  const vf lo = bcast(-87.3365447505f);
+  x = vmax(x, lo);
+  const vf fx0 = x * bcast(1.44269504088896341f) + bcast(0.5f);
+#if defined(__AVX512F__)
+  const vf fx = (vf)_mm512_roundscale_ps((__m512)fx0, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#elif defined(__AVX__)
+  const vf fx = (vf)_mm256_floor_ps((__m256)fx0);
+#else
+  vf fx;
+  for (int l = 0; l < VL; ++l) { float f = (float)(int32_t)fx0[l]; fx[l] = f > fx0[l] ? f - 1.0f : f; }
+#endif
+  vf r = x - fx * bcast(0.693359375f);
+  r = r - fx * bcast(-2.12194440e-4f);
+  const vf r2 = r * r;
+  vf y = bcast(1.9875691500E-4f);
+  y = y * r + bcast(1.3981999507E-3f);
+  y = y * r + bcast(8.3334519073E-3f);
+  y = y * r + bcast(4.1665795894E-2f);
+  y = y * r + bcast(1.6666665459E-1f);
+  y = y * r + bcast(5.0000001201E-1f);
+  y = y * r2 + r + bcast(1.0f);
+  const vi n = __builtin_convertvector(fx, vi);
+  const vi bits = (n + 127) << 23;
+  return y * (vf)bits;
+}
+
+}  // namespace
+
+void ExpMapRange(const float* z, float c, float limit, float* g, int64_t begin, int64_t end) {
+  const vf cv = bcast(c), lv = bcast(limit);
+  int64_t i = begin;
+  for (; i + VL <= end; i += VL) storeu(g + i, vexp(vmin(loadu(z + i) * cv, lv)));
+  if (i < end) {
+    float tmp[VL] = {0};
+    std::memcpy(tmp, z + i, (end - i) * sizeof(float));
+    const vf r = vexp(vmin(loadu(tmp) * cv, lv));
+    storeu(tmp, r);
+    std::memcpy(g + i, tmp, (end - i) * sizeof(float));
+  }
+}
+
+double ExpMapGradRange(const float* z, const float* g, const float* dg, float c, float limit,
+                       float* dz, int64_t begin, int64_t end) {
+  // Vector partial sums of at most 64 vectors each, then added in double.
+  double total = 0.0;
+  const vf cv = bcast(c), lv = bcast(limit);
+  int64_t i = begin;
+  while (i + VL <= end) {
+    vf part = vf{};
+    for (int k = 0; k < 64 && i + VL <= end; ++k, i += VL) {
+      const vf zi = loadu(z + i);
+      const vf keep = (vf)((vi)(zi * cv <= lv) & (vi)bcast(1.0f));
+      const vf e = loadu(dg + i) * loadu(g + i) * keep;
+      storeu(dz + i, e * cv);
+      part += e * zi;
+    }
+    for (int l = 0; l < VL; ++l) total += (double)part[l];
+  }
+  for (; i < end; ++i) {
+    const float zi = z[i];
+    const float e = (c * zi <= limit) ? dg[i] * g[i] : 0.0f;
+    dz[i] = e * c;
+    total += (double)(e * zi);
+  }
+  return total;
+}
+
+void MomentRows(const float* s, const float* t, int64_t C, double* acc, int64_t begin,
+                int64_t end) {
+  double* s1 = acc;
+  double* t1 = acc + C;
+  double* s2 = acc + 2 * C;
+  double* t2 = acc + 3 * C;
+  double* st = acc + 4 * C;
+  for (int64_t r = begin; r < end; ++r) {
+    const float* sr = s + r * C;
+    const float* tr = t + r * C;
+#pragma GCC ivdep
+    for (int64_t c = 0; c < C; ++c) {
+      const double a = sr[c], b = tr[c];
+      s1[c] += a;
+      t1[c] += b;
+      s2[c] += a * a;
+      t2[c] += b * b;
+      st[c] += a * b;
+    }
+  }
+}
+
+void MomentsGradRows(const float* s, const float* t, int64_t C, const float* coef, float* ds,
+                     int64_t begin, int64_t end) {
+  const float* a = coef;
+  const float* b = coef + C;
+  const float* ms = coef + 2 * C;
+  const float* e = coef + 3 * C;
+  const float* mt = coef + 4 * C;
+  for (int64_t r = begin; r < end; ++r) {
+    const float* sr = s + r * C;
+    const float* tr = t + r * C;
+    float* dr = ds + r * C;
+#pragma GCC ivdep
+    for (int64_t c = 0; c < C; ++c) dr[c] = a[c] + b[c] * (sr[c] - ms[c]) + e[c] * (tr[c] - mt[c]);
+  }
+}
+
 }  // namespace adder_tf

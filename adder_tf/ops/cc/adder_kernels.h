@@ -42,6 +42,23 @@ void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* 
                    const float* dy, const float* zeros, float* dxq, int64_t begin,
                    int64_t end);
 
+// PKKD's heads and feature loss, fused into single passes (float32 data,
+// float64 sums). Ranges are element indices [begin, end) for the maps and
+// row indices of a (rows, C) matrix for the moments.
+//   ExpMap:      g = exp(min(c * z, limit))
+//   ExpMapGrad:  dz = dg * g * c where c * z <= limit (else 0), returns
+//                sum(dg * g * z) over the same elements (the gradient of c)
+//   Moments:     acc[5 * C] += per-channel sums of s, t, s*s, t*t, s*t
+//   MomentsGrad: ds = coef[0] + coef[1] * (s - coef[2]) + coef[3] * (t - coef[4]),
+//                coef rows of C floats
+void ExpMapRange(const float* z, float c, float limit, float* g, int64_t begin, int64_t end);
+double ExpMapGradRange(const float* z, const float* g, const float* dg, float c, float limit,
+                       float* dz, int64_t begin, int64_t end);
+void MomentRows(const float* s, const float* t, int64_t C, double* acc, int64_t begin,
+                int64_t end);
+void MomentsGradRows(const float* s, const float* t, int64_t C, const float* coef, float* ds,
+                     int64_t begin, int64_t end);
+
 }  // namespace adder_tf
 
 #endif  // ADDER_TF_ADDER_KERNELS_H_

@@ -18,8 +18,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "adder_kernels.h"
 #include "tensorflow/core/framework/op.h"
@@ -192,6 +194,201 @@ class AdderConv2DInputGradOp : public OpKernel {
   int stride_;
   std::string padding_;
 };
+
+// ------------------------------------------------------------ PKKD heads
+//
+// Fused single passes for the heads and the feature loss (see
+// adder_tf/ops/fused.py): the kernel map g = exp(min(c z, limit)) and its
+// gradient, per-channel moments of two features and their gradient. Work is
+// split over fixed blocks and block partials are added in block order, so
+// the sums do not depend on the thread count.
+
+static constexpr int64_t kMapBlock = 16384;   // elements
+static constexpr int64_t kRowBlock = 512;     // rows of C channels
+
+static void ShardBlocks(OpKernelContext* ctx, int64_t nblocks, int64_t cost,
+                        const std::function<void(int64_t, int64_t)>& work) {
+  auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
+  tensorflow::Shard(pool->num_threads, pool->workers, nblocks, cost, work);
+}
+
+class ExpMapOp : public OpKernel {
+ public:
+  explicit ExpMapOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("limit", &limit_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& z = ctx->input(0);
+    const Tensor& c = ctx->input(1);
+    OP_REQUIRES(ctx, c.NumElements() == 1, InvalidArgument("c must be a scalar"));
+    Tensor* g = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, z.shape(), &g));
+    const int64_t n = z.NumElements();
+    const float cv = c.flat<float>()(0);
+    const float* zp = z.flat<float>().data();
+    float* gp = g->flat<float>().data();
+    ShardBlocks(ctx, (n + kMapBlock - 1) / kMapBlock, kMapBlock * 20,
+                [&](int64_t b0, int64_t b1) {
+                  ExpMapRange(zp, cv, limit_, gp, b0 * kMapBlock,
+                              std::min(n, b1 * kMapBlock));
+                });
+  }
+ private:
+  float limit_;
+};
+
+class ExpMapGradOp : public OpKernel {
+ public:
+  explicit ExpMapGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("limit", &limit_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& z = ctx->input(0);
+    const Tensor& g = ctx->input(1);
+    const Tensor& dg = ctx->input(2);
+    const Tensor& c = ctx->input(3);
+    OP_REQUIRES(ctx, c.NumElements() == 1, InvalidArgument("c must be a scalar"));
+    OP_REQUIRES(ctx, g.shape() == z.shape() && dg.shape() == z.shape(),
+                InvalidArgument("z, g and dg must have one shape"));
+    Tensor* dz = nullptr;
+    Tensor* dc = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, z.shape(), &dz));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, c.shape(), &dc));
+    const int64_t n = z.NumElements();
+    const int64_t nblocks = (n + kMapBlock - 1) / kMapBlock;
+    std::vector<double> part(std::max<int64_t>(nblocks, 1), 0.0);
+    const float cv = c.flat<float>()(0);
+    const float* zp = z.flat<float>().data();
+    const float* gp = g.flat<float>().data();
+    const float* dgp = dg.flat<float>().data();
+    float* dzp = dz->flat<float>().data();
+    ShardBlocks(ctx, nblocks, kMapBlock * 8, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        part[b] = ExpMapGradRange(zp, gp, dgp, cv, limit_, dzp, b * kMapBlock,
+                                  std::min(n, (b + 1) * kMapBlock));
+    });
+    double total = 0.0;
+    for (double v : part) total += v;
+    dc->flat<float>()(0) = static_cast<float>(total);
+  }
+ private:
+  float limit_;
+};
+
+static tensorflow::Status RowsAndChannels(const Tensor& s, const Tensor& t, int64_t* rows,
+                                          int64_t* C) {
+  if (s.dims() < 1) return InvalidArgument("features must have a channel axis");
+  if (s.shape() != t.shape())
+    return InvalidArgument("the two features differ in shape: ", s.shape().DebugString(),
+                           " and ", t.shape().DebugString());
+  *C = s.dim_size(s.dims() - 1);
+  *rows = *C ? s.NumElements() / *C : 0;
+  return tensorflow::OkStatus();
+}
+
+class MomentsOp : public OpKernel {
+ public:
+  explicit MomentsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& s = ctx->input(0);
+    const Tensor& t = ctx->input(1);
+    int64_t rows, C;
+    OP_REQUIRES_OK(ctx, RowsAndChannels(s, t, &rows, &C));
+    Tensor* m = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({5, C}), &m));
+    const int64_t nblocks = (rows + kRowBlock - 1) / kRowBlock;
+    std::vector<double> part(std::max<int64_t>(nblocks, 1) * 5 * C, 0.0);
+    const float* sp = s.flat<float>().data();
+    const float* tp = t.flat<float>().data();
+    ShardBlocks(ctx, nblocks, kRowBlock * C * 8, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        MomentRows(sp, tp, C, part.data() + b * 5 * C, b * kRowBlock,
+                   std::min(rows, (b + 1) * kRowBlock));
+    });
+    double* out = m->flat<double>().data();
+    for (int64_t k = 0; k < 5 * C; ++k) out[k] = 0.0;
+    for (int64_t b = 0; b < nblocks; ++b)
+      for (int64_t k = 0; k < 5 * C; ++k) out[k] += part[b * 5 * C + k];
+  }
+};
+
+class MomentsGradOp : public OpKernel {
+ public:
+  explicit MomentsGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& s = ctx->input(0);
+    const Tensor& t = ctx->input(1);
+    const Tensor& coef = ctx->input(2);
+    int64_t rows, C;
+    OP_REQUIRES_OK(ctx, RowsAndChannels(s, t, &rows, &C));
+    OP_REQUIRES(ctx, coef.shape() == TensorShape({5, C}),
+                InvalidArgument("coef must be (5, channels), got ", coef.shape().DebugString()));
+    Tensor* ds = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, s.shape(), &ds));
+    const int64_t nblocks = (rows + kRowBlock - 1) / kRowBlock;
+    const float* sp = s.flat<float>().data();
+    const float* tp = t.flat<float>().data();
+    const float* cp = coef.flat<float>().data();
+    float* dp = ds->flat<float>().data();
+    ShardBlocks(ctx, nblocks, kRowBlock * C * 4, [&](int64_t b0, int64_t b1) {
+      MomentsGradRows(sp, tp, C, cp, dp, b0 * kRowBlock, std::min(rows, b1 * kRowBlock));
+    });
+  }
+};
+
+REGISTER_OP("AdderTfExpMap")
+    .Input("z: float")
+    .Input("c: float")
+    .Output("g: float")
+    .Attr("limit: float")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return tensorflow::OkStatus();
+    })
+    .Doc("PKKD kernel map: g = exp(min(c * z, limit)), c a scalar.");
+
+REGISTER_OP("AdderTfExpMapGrad")
+    .Input("z: float")
+    .Input("g: float")
+    .Input("dg: float")
+    .Input("c: float")
+    .Output("dz: float")
+    .Output("dc: float")
+    .Attr("limit: float")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(3));
+      return tensorflow::OkStatus();
+    })
+    .Doc("Gradient of AdderTfExpMap: dz = dg g c where c z <= limit, dc = sum(dg g z) there.");
+
+REGISTER_OP("AdderTfMoments")
+    .Input("s: float")
+    .Input("t: float")
+    .Output("m: double")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle s;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &s));
+      c->set_output(0, c->Matrix(5, c->Dim(s, -1)));
+      return tensorflow::OkStatus();
+    })
+    .Doc("Per-channel sums of s, t, s*s, t*t, s*t over all leading axes, in float64.");
+
+REGISTER_OP("AdderTfMomentsGrad")
+    .Input("s: float")
+    .Input("t: float")
+    .Input("coef: float")
+    .Output("ds: float")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return tensorflow::OkStatus();
+    })
+    .Doc("ds = coef[0] + coef[1] (s - coef[2]) + coef[3] (t - coef[4]), per channel.");
+
+REGISTER_KERNEL_BUILDER(Name("AdderTfExpMap").Device(DEVICE_CPU), ExpMapOp);
+REGISTER_KERNEL_BUILDER(Name("AdderTfExpMapGrad").Device(DEVICE_CPU), ExpMapGradOp);
+REGISTER_KERNEL_BUILDER(Name("AdderTfMoments").Device(DEVICE_CPU), MomentsOp);
+REGISTER_KERNEL_BUILDER(Name("AdderTfMomentsGrad").Device(DEVICE_CPU), MomentsGradOp);
 
 // ------------------------------------------------------------ registration
 
