@@ -265,8 +265,8 @@ def test_a_trained_student_exports_for_stock_tensorflow(tmp_path):
     adder_tf.export.export_saved_model(student, str(tmp_path / "ann"))
     loaded = tf.saved_model.load(str(tmp_path / "ann"))
     trained = student(x[:8], training=False).numpy()
-    # Training moved the BatchNorm moving statistics and the weights: an export that
-    # lost either (or ran BatchNorm on the batch) would not give the trained outputs.
+    # Training moved the weights and the outputs: an export of other weights, or one
+    # that ran BatchNorm on the served batch, would not give the trained outputs.
     assert np.max(np.abs(trained - untrained)) > 1e-2
     np.testing.assert_allclose(loaded.serve(x[:8]), trained, rtol=1e-4, atol=1e-3)
     bn = [l for l in student.layers if isinstance(l, keras.layers.BatchNormalization)][0]
