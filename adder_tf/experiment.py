@@ -30,6 +30,7 @@ def train(config):
     data = load_dataset(config.dataset, config.batch_size, data_dir=config.data_dir or None,
                         data_path=config.data_path or None, seed=config.seed,
                         augment=config.augment, train_examples=config.train_examples,
+                        validation_examples=config.validation_examples,
                         num_classes=config.num_classes, flip=config.flip)
     train_ds, steps = _epoch_data(data.train, config.steps_per_epoch)
     os.makedirs(config.model_dir, exist_ok=True)
@@ -181,6 +182,8 @@ def _results(config, trainer, strategy, final, resumed_from, seconds):
         "epochs_completed": len(history), "resumed_from_epoch": resumed_from,
         "replicas": strategy.num_replicas_in_sync, "seed": config.seed,
         "student": _pair(final, ""),
+        "scored_on": (f"validation ({config.validation_examples} held-out training images)"
+                      if config.validation_examples else "test"),
         "optimizer_steps": {"student": int(trainer.optimizer.iterations.numpy())},
         "train_seconds_this_session": round(seconds, 1),
         "config": {k: v for k, v in vars(config).items()},

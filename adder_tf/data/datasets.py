@@ -98,6 +98,7 @@ def load_dataset(
     flip: bool | None = None,
     train_examples: int = 0,
     num_classes: int = 0,
+    validation_examples: int = 0,
 ) -> Data:
     """Train and test pipelines for `name` (one of DATASETS).
 
@@ -111,9 +112,13 @@ def load_dataset(
     many training images (in-memory datasets only; the test split is whole).
     `num_classes` > 0 fixes an npz's class count (otherwise max label + 1,
     and every class must appear in training).
+    `validation_examples` > 0 holds out that many class-balanced training
+    images (the last of each class) and puts them where the test split
+    would be: validation figures for choosing hyper-parameters, with the
+    test split left unseen.
     """
     _check_args(name, batch_size, seed)
-    source = _open(name, data_dir, data_path, train_examples, num_classes)
+    source = _open(name, data_dir, data_path, train_examples, num_classes, validation_examples)
     train, train_n = _build(source, "train", batch_size, seed, augment, cache, flip)
     test, test_n = _build(source, "test", batch_size, seed, augment, cache, flip)
     r = source.recipe
@@ -214,19 +219,36 @@ def _eval_fn(r: _Recipe):
     return fn
 
 
-def _open(name, data_dir, data_path, train_examples=0, num_classes=0) -> _Source:
+def _open(name, data_dir, data_path, train_examples=0, num_classes=0,
+          validation_examples=0) -> _Source:
     if num_classes and name != "npz":
         raise UserError(f"--num_classes is for --dataset=npz; {name} has a fixed class count")
-    arrays_or_source = _open_whole(name, data_dir, data_path, train_examples, num_classes)
+    arrays_or_source = _open_whole(name, data_dir, data_path, train_examples, num_classes,
+                                   validation_examples)
     if isinstance(arrays_or_source, _Source):
-        if train_examples:
-            raise UserError(f"--train_examples works with in-memory datasets (digits, npz, folder, "
-                            f"CIFAR pickles), not with {name} read through TFDS")
+        for flag, value in (("train_examples", train_examples),
+                            ("validation_examples", validation_examples)):
+            if value:
+                raise UserError(f"--{flag} works with in-memory datasets (digits, npz, folder, "
+                                f"CIFAR pickles), not with {name} read through TFDS")
         return arrays_or_source
     arrays, kwargs = arrays_or_source
-    if train_examples and name != "folder":   # the folder reader subsets before decoding
-        arrays = _balanced(arrays, train_examples)
+    if name != "folder":   # the folder reader subsets before decoding
+        arrays = _validation_held_out(arrays, validation_examples)
+        if train_examples:
+            arrays = _balanced(arrays, train_examples)
     return _from_arrays(arrays, **kwargs)
+
+
+def _validation_held_out(arrays: local.Arrays, n: int) -> local.Arrays:
+    """Training images minus n held-out ones, which replace the test split."""
+    if not n:
+        return arrays
+    files = [(i, int(k)) for i, k in enumerate(arrays.y_train)]
+    held = np.array([i for i, _ in folder.held_out_subset(files, arrays.num_classes, n)])
+    keep = np.setdiff1d(np.arange(len(files)), held)
+    return dataclasses.replace(arrays, x_train=arrays.x_train[keep], y_train=arrays.y_train[keep],
+                               x_test=arrays.x_train[held], y_test=arrays.y_train[held])
 
 
 def _balanced(arrays: local.Arrays, n: int) -> local.Arrays:
@@ -235,11 +257,12 @@ def _balanced(arrays: local.Arrays, n: int) -> local.Arrays:
     return dataclasses.replace(arrays, x_train=arrays.x_train[keep], y_train=arrays.y_train[keep])
 
 
-def _open_whole(name, data_dir, data_path, train_examples, num_classes=0) -> _Source:
+def _open_whole(name, data_dir, data_path, train_examples, num_classes=0,
+                validation_examples=0) -> _Source:
     if name == "folder":
         if data_path:
             raise UserError("--dataset=folder reads --data_dir=DIR (DIR/train/<class>/*); drop --data_path")
-        arrays = folder.load_folder(data_dir, train_examples)
+        arrays = folder.load_folder(data_dir, train_examples, validation_examples)
         if arrays.x_train.shape[1:] == (32, 32, 3):   # CIFAR-sized: the CIFAR recipe
             recipe = _Recipe((32, 32, 3), arrays.num_classes, CIFAR_MEAN, CIFAR_STD, pad=4, flip=True)
             return arrays, dict(recipe=recipe)

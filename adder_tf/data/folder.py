@@ -9,7 +9,9 @@ not decode) ends in one `UserError` line naming the culprit.
 `train_examples` picks a fixed, class-balanced subset of the training split
 before decoding: the first N/K files of each class in sorted order (the
 remainder going to the first classes), so every run and every method with
-the same N trains on the same images.
+the same N trains on the same images. `validation_examples` holds out the
+last V/K training files of each class and scores on them instead of the
+test split (for choosing hyper-parameters); training never sees them.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from adder_tf.errors import UserError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
 
-def load_folder(data_dir: str, train_examples: int = 0) -> Arrays:
+def load_folder(data_dir: str, train_examples: int = 0, validation_examples: int = 0) -> Arrays:
     if not data_dir:
         raise UserError("--dataset=folder needs --data_dir=DIR holding DIR/train/<class>/ and DIR/test/<class>/")
     root = os.path.expanduser(data_dir)
@@ -34,9 +36,11 @@ def load_folder(data_dir: str, train_examples: int = 0) -> Arrays:
         raise UserError(f"{os.path.join(root, 'test')}: class folder(s) {', '.join(extra)} "
                         f"have no training folder in {os.path.join(root, 'train')}")
     train_files = _files(root, "train", classes)
+    held_out = held_out_subset(train_files, len(classes), validation_examples)
+    train_files = [f for f in train_files if f not in set(held_out)]
     if train_examples:
         train_files = balanced_subset(train_files, len(classes), train_examples)
-    test_files = _files(root, "test", classes, allow_missing=True)
+    test_files = held_out or _files(root, "test", classes, allow_missing=True)
     x_train, y_train = _decode(train_files)
     x_test, y_test = _decode(test_files)
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -54,6 +58,15 @@ def balanced_subset(files, num_classes, n):
         raise UserError(f"--train_examples={n}: class {short[0]} has only {len(by_class[short[0]])} "
                         f"training images, {quota[short[0]]} needed for a balanced subset")
     return [f for k in range(num_classes) for f in by_class[k][:quota[k]]]
+
+
+def held_out_subset(files, num_classes, n):
+    """The last n // K (+1 for the first n % K classes) of each class: a validation split
+    disjoint from the first images of each class that `balanced_subset` trains on."""
+    if not n:
+        return []
+    return sorted(balanced_subset(list(reversed(files)), num_classes, n),
+                  key=lambda f: (f[1], files.index(f)))
 
 
 def _classes(root, split):
