@@ -117,6 +117,23 @@ class DistillationLogger(keras.callbacks.Callback):
         self._writer.flush()
 
 
+class GradientShares(keras.callbacks.Callback):
+    """After every epoch: each loss term's share of the student's gradient on a fixed
+    training batch (`adder_tf.distill.shares`), as `grad_share_<term>` in the epoch's logs
+    (history.csv, results.json's history, TensorBoard)."""
+
+    def __init__(self, images, labels):
+        super().__init__()
+        self.images, self.labels = images, labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or self.model.loss_kind == "ce":
+            return
+        from adder_tf.distill.shares import gradient_shares
+        for name, share in gradient_shares(self.model, self.images, self.labels).items():
+            logs[f"grad_share_{name}"] = share
+
+
 class TensorBoard(keras.callbacks.TensorBoard):
     """keras.callbacks.TensorBoard whose weight histograms keep the networks apart.
 

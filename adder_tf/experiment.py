@@ -39,6 +39,9 @@ def train(config):
     resumed_from = _completed_epochs(config.model_dir)
     probe = _probe_images(data)
     callbacks = _callbacks(config, trainer, probe)
+    if trainer.teacher is not None and strategy.num_replicas_in_sync == 1:
+        from adder_tf.callbacks import GradientShares
+        callbacks.insert(0, GradientShares(*next(iter(data.train))))   # before CSVLogger
     trainer.bn_reestimation_steps = config.recalibration_steps
     if config.recalibration_steps:
         # Before every validation and when fit ends, under any strategy.
