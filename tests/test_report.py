@@ -321,14 +321,16 @@ def test_feature_health_section_per_group(tmp_path):
         results = json.loads(path.read_text())
         results["feature_health"] = [
             {"tap": t, "student_std": 0.2 + seed * 0.2, "teacher_std": 0.5, "corr": 0.3,
-             "sigma_student": 100.0, "sigma_teacher": 2.0} for t in taps]
+             "sigma_student": 100.0, "sigma_teacher": 2.0, "student_std_start": 0.4,
+             "teacher_std_start": 0.6} for t in taps]
         results["dead_taps"] = dead
         path.write_text(json.dumps(results))
     write_run(tmp_path / "ann", method="ann")
     section = tables.feature_health(groups_under(tmp_path))
     assert section.startswith("## Feature health")
     assert "Dead taps per seed: 0, 1" in section
-    assert "| stage1_block1_conv1 | 0.3 | 0.5 | 0.3 | 100 | 2 |" in section   # means over seeds
+    # means over seeds: spread now and at the start on each side, corr, both widths
+    assert "| stage1_block1_conv1 | 0.3 | 0.4 | 0.5 | 0.6 | 0.3 | 100 | 2 |" in section
     assert section.count("### #") == 1    # the ANN has no heads
 
 
