@@ -56,7 +56,8 @@ class EpochLine(keras.callbacks.Callback):
 
     def line(self, epoch, logs, seconds):
         def pct(key):
-            return f"{100 * float(logs[key]):.2f}" if key in logs else "-"
+            value = float(logs.get(key, float("nan")))
+            return f"{100 * value:.2f}" if math.isfinite(value) else "-"
         parts = [f"epoch {epoch + 1}/{self.epochs}", f"loss {float(logs.get('loss', float('nan'))):.4f}",
                  f"top1 train {pct('top1')} val {pct('val_top1')}"]
         if "teacher_top1" in logs:
@@ -115,6 +116,20 @@ class DistillationLogger(keras.callbacks.Callback):
                         tf.summary.scalar(f"{key}/{row['tap']}", row[key])
                 tf.summary.scalar("dead_taps", dead_taps(self.health, self.start))
         self._writer.flush()
+
+
+class ValidationPlaceholders(keras.callbacks.Callback):
+    """On epochs without validation (--validation_freq), val_<name> = NaN, so that a CSV
+    log whose header comes from the first epoch keeps the validation columns."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.names = [f"val_{n}" for n in names]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            for name in self.names:
+                logs.setdefault(name, float("nan"))
 
 
 class GradientShares(keras.callbacks.Callback):

@@ -55,6 +55,7 @@ class Config:
     augment: bool = True
     steps_per_epoch: int = 0
     train_examples: int = 0
+    validation_freq: int = 1       # validate every N epochs (and always after the last)
     validation_examples: int = 0   # > 0: score on held-out training images, not the test split
     num_classes: int = 0
     bn_recalibration_steps: int = -1   # -1: 20 for adder students, 0 otherwise
@@ -110,6 +111,7 @@ class Config:
         _at_least("steps_per_epoch", self.steps_per_epoch, 0)
         _at_least("train_examples", self.train_examples, 0)
         _at_least("validation_examples", self.validation_examples, 0)
+        _at_least("validation_freq", self.validation_freq, 1)
         _at_least("num_classes", self.num_classes, 0)
         _at_least("bn_recalibration_steps", self.bn_recalibration_steps, -1)
         _choice("verbose", self.verbose, VERBOSITY)

@@ -39,6 +39,9 @@ def train(config):
     resumed_from = _completed_epochs(config.model_dir)
     probe = _probe_images(data)
     callbacks = _callbacks(config, trainer, probe)
+    if config.validation_freq > 1:
+        from adder_tf.callbacks import ValidationPlaceholders
+        callbacks.insert(0, ValidationPlaceholders(trainer.test_names))   # before CSVLogger
     if trainer.teacher is not None and strategy.num_replicas_in_sync == 1:
         from adder_tf.callbacks import GradientShares
         callbacks.insert(0, GradientShares(*next(iter(data.train))))   # before CSVLogger
@@ -48,7 +51,8 @@ def train(config):
         callbacks.insert(0, BatchNormRecalibration(data.train, config.recalibration_steps))
     start = time.time()
     trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
-                validation_data=data.test, callbacks=callbacks,
+                validation_data=data.test, validation_freq=_validation_epochs(config),
+                callbacks=callbacks,
                 verbose=1 if config.verbose == 1 else 0, shuffle=False)
     recalibration = _recalibration(callbacks)
     final = trainer.evaluate(data.test, verbose=0, return_dict=True)
@@ -63,6 +67,14 @@ def train(config):
         with open(os.path.join(config.model_dir, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
     return results
+
+
+def _validation_epochs(config):
+    """Every validation_freq-th epoch and the last one (Keras counts epochs from 1)."""
+    if config.validation_freq == 1:
+        return 1
+    return sorted({e for e in range(config.validation_freq, config.epochs + 1, config.validation_freq)}
+                  | {config.epochs})
 
 
 def _epoch_data(train_ds, steps_per_epoch):
@@ -170,7 +182,8 @@ def _history(model_dir):
     """Per-epoch logs; an epoch replayed after a kill keeps its last row."""
     path = _history_path(model_dir)
     rows = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
-    by_epoch = {int(row["epoch"]): {k: float(row[k]) for k in rows.dtype.names} for row in rows}
+    by_epoch = {int(row["epoch"]): {k: float(row[k]) for k in rows.dtype.names
+                                    if np.isfinite(row[k])} for row in rows}
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 

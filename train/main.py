@@ -41,6 +41,7 @@ flags.DEFINE_integer("batch_size", 256, "Global batch size (split across replica
 flags.DEFINE_integer("steps_per_epoch", 0, "Steps per epoch; 0 = one pass over the data.")
 flags.DEFINE_integer("train_examples", 0, "Train on a fixed class-balanced subset of this many "
                      "training images (in-memory datasets); 0 = all.")
+flags.DEFINE_integer("validation_freq", 1, "Validate every N epochs (the last epoch always).")
 flags.DEFINE_integer("validation_examples", 0, "Hold out this many class-balanced training "
                      "images (the last of each class) and score on them instead of the test "
                      "split, for choosing hyper-parameters (in-memory datasets); 0 = test split.")

@@ -307,8 +307,12 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
         s_logits = self.student(images, training=False)
         self._log_losses({"loss_ce": _average(losses.cross_entropy(labels, s_logits), weights)})
         self._log_accuracy("", labels, s_logits, weights)
-        names = ["loss_ce", "top1", "top5"]
         if self.teacher is not None:
             self._log_accuracy("teacher_", labels, self.teacher(images, training=False), weights)
-            names += ["teacher_top1", "teacher_top5"]
-        return self._results(names)
+        return self._results(self.test_names)
+
+    @property
+    def test_names(self):
+        """What evaluate (and each validation, as val_<name>) reports."""
+        return ["loss_ce", "top1", "top5"] + (
+            ["teacher_top1", "teacher_top5"] if self.teacher is not None else [])
