@@ -1,8 +1,9 @@
 """Find finished runs (results.json) under a folder and group the ones that differ only by seed.
 
 A group's key is the run's whole config except the seed and the settings that
-say where things are or how they are shown (folders, strategy, verbosity), so
-two runs that trained with different recipes never share a group. Accuracies
+say where things are, how they are shown or how the same maths is run
+(folders, strategy, verbosity, XLA), so two runs that trained with different
+recipes never share a group. Accuracies
 are fractions in results.json; a group gives mean and sample standard
 deviation (ddof = 1; 0 for a single run) over its seeds.
 """
@@ -17,7 +18,7 @@ from adder_tf.errors import UserError
 
 # Config entries that do not change what is trained.
 IGNORED = frozenset({"seed", "model_dir", "data_dir", "data_path", "teacher_path",
-                     "strategy", "verbose", "debug"})
+                     "strategy", "verbose", "debug", "jit_compile"})
 # Entries that only matter when the method has a teacher.
 TEACHER_ONLY = ("teacher", "feature_loss", "feature_norm", "alpha", "beta", "temperature")
 
