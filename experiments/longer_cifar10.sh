@@ -4,12 +4,14 @@
 #
 #   experiments/longer_cifar10.sh CIFAR10_DIR [OUT]
 #
-# 1. Selection (seed 0, SELECT_EPOCHS epochs): KD alpha, NST beta and PKKD alpha = beta
-#    in {1, 10}, each trained on the TRAIN_EXAMPLES subset and scored on VALIDATION
-#    class-balanced images held out from the training split (--validation_examples: the
-#    last images of each class, never trained on); the test split is not looked at.
-# 2. The protocol: every method with its chosen weight, EPOCHS epochs, seeds SEEDS,
-#    scored on the whole test split; then train/report.py.
+# 1. Selection (seed 0, SELECT_EPOCHS epochs): PKKD's alpha = beta in {1, 10}, trained on
+#    the TRAIN_EXAMPLES subset and scored on VALIDATION class-balanced images held out from
+#    the training split (--validation_examples: the last images of each class, never
+#    trained on); the test split is not looked at. KD's alpha and NST's beta take the same
+#    value (one loss convention: every method divides by 1 + its weights).
+# 2. The protocol: every method with the chosen weight, EPOCHS epochs, seeds SEEDS (all
+#    methods of a seed before the next seed), scored on the whole test split; then
+#    train/report.py.
 # A run whose results.json exists is not run again, so an interrupted protocol resumes.
 # Knobs (environment): ARCH (resnet14), EPOCHS (12), SELECT_EPOCHS (4), TRAIN_EXAMPLES
 # (5000), VALIDATION (2000), SEEDS ("0 1"), BATCH (128), VALIDATION_FREQ (3).
@@ -46,12 +48,10 @@ PY
 
 SELECT=(--seed=0 "--epochs=${SELECT_EPOCHS:-4}" "--validation_examples=${VALIDATION:-2000}")
 for w in 1 10; do
-  run "$OUT/select/kd_w$w" "${SELECT[@]}" --method=kd "--alpha=$w"
-  run "$OUT/select/nst_w$w" "${SELECT[@]}" --method=mmd "--beta=$w"
   run "$OUT/select/pkkd_w$w" "${SELECT[@]}" --method=pkkd "--alpha=$w" "--beta=$w"
 done
-KD=$(best kd); NST=$(best nst); PKKD=$(best pkkd)
-echo "chosen on validation: KD alpha=$KD, NST beta=$NST, PKKD alpha=beta=$PKKD"
+PKKD=$(best pkkd); KD=$PKKD; NST=$PKKD
+echo "chosen on validation: alpha = beta = $PKKD (PKKD; KD and NST use it too)"
 
 MAIN=("--epochs=${EPOCHS:-12}" "--validation_freq=${VALIDATION_FREQ:-3}")
 for seed in ${SEEDS:-0 1}; do
