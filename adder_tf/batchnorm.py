@@ -5,10 +5,13 @@ rate (every filter step has the same norm, whatever the gradient), so
 moving averages of past batches describe weights that no longer exist.
 `reestimate(model, data)` replaces every moving mean and variance by the
 plain average of the batch statistics of `steps` batches computed with
-today's weights. It runs through `tf.distribute`: under a strategy with N
-replicas (or workers) each batch's statistics are summed across all of
-them, so one and N replicas give the same figures, and every worker ends
-with the same values.
+today's weights. It runs through `tf.distribute` (one device, Mirrored and
+MultiWorkerMirrored strategies): each global batch's statistics are summed
+across all replicas and workers, so every worker ends with the same
+values, those of the global batch (each replica still normalises its own
+share of the batch on the way, as it does in training, so statistics after
+the first BatchNorm can differ from one replica's by a fraction of a
+percent).
 """
 import inspect
 import time
@@ -27,20 +30,21 @@ def batchnorm_layers(model):
     return [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
 
 
-def reestimate(model, data, steps=20, batch_size=64):
+def reestimate(model, data, steps=20, batch_size=64, strategy=None):
     """Re-estimate every BatchNorm's moving mean and variance on `steps` batches of `data`.
 
-    data: a tf.data.Dataset of images or (images, labels[, weights]) batches,
-    or an array of images (batched by `batch_size`). Returns the number of
-    batches used. Training is unaffected (it uses batch statistics).
+    data: what `fit` takes as x: a tf.data.Dataset of inputs or (inputs,
+    labels[, weights]) batches, a `keras.utils.PyDataset`, or arrays (an
+    array, or a list or dict of arrays for several inputs; the first
+    `steps * batch_size` rows are used). strategy: the one the model was
+    built in (by default the model's own). Returns the number of batches
+    used. Training is unaffected (it uses batch statistics).
     """
     layers = batchnorm_layers(model)
     if not layers or steps <= 0:
         return 0
-    if not isinstance(data, tf.data.Dataset):
-        data = tf.data.Dataset.from_tensor_slices(np.asarray(data)).batch(batch_size)
-    data = data.map(_images).take(steps)
-    strategy = _strategy(model)
+    data = _input_batches(data, steps, batch_size)
+    strategy = strategy or getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
     sums = _REPLICA_FUNCTIONS.get(model)
     if sums is None:
         sums = _REPLICA_FUNCTIONS[model] = _batch_moments(model, layers)
@@ -59,16 +63,28 @@ def reestimate(model, data, steps=20, batch_size=64):
     return used
 
 
-def _images(*batch):
-    """The images of a batch that may carry labels and sample weights."""
-    first = batch[0]
-    return first[0] if isinstance(first, (tuple, list)) else first
+def _input_batches(data, steps, batch_size):
+    """A tf.data.Dataset of the model's inputs, `steps` batches of them."""
+    if isinstance(data, tf.data.Dataset):
+        return data.map(_inputs).take(steps)
+    if isinstance(data, keras.utils.PyDataset):
+        batches = [_inputs(data[i]) for i in range(min(steps, len(data)))]
+        if not batches:
+            return tf.data.Dataset.from_tensor_slices(np.zeros((0, 1), "float32"))
+        spec = tf.nest.map_structure(
+            lambda a: tf.TensorSpec((None,) + tuple(np.shape(a))[1:], tf.as_dtype(np.asarray(a).dtype)),
+            batches[0])
+        return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
+    rows = steps * batch_size
+    data = tf.nest.map_structure(lambda a: np.asarray(a)[:rows], _inputs(data))
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
 
 
-def _strategy(model):
-    """The strategy the model's variables live in (the default one outside any)."""
-    variable = model.weights[0].value if model.weights else None
-    return getattr(variable, "_distribute_strategy", None) or tf.distribute.get_strategy()
+def _inputs(*element):
+    """The inputs of a batch that may carry labels and sample weights."""
+    element = element[0] if len(element) == 1 else tuple(element)
+    return keras.utils.unpack_x_y_sample_weight(element)[0] if isinstance(element, tuple) \
+        else element
 
 
 def _batch_moments(model, layers):
@@ -82,9 +98,11 @@ def _batch_moments(model, layers):
     """
     view = keras.Model(model.inputs, [layer.input for layer in layers]) if _is_flat(model, layers) \
         else None
+    network = weakref.ref(model)   # the cache must not keep the model alive
 
     def replica(images):
-        inputs = view(images, training=True) if view is not None else _capture(model, layers, images)
+        inputs = view(images, training=True) if view is not None else \
+            _capture(network(), layers, images)
         out = []
         for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs]):
             x = tf.cast(x, tf.float64)
@@ -103,22 +121,21 @@ def _is_flat(model, layers):
 
 
 def _capture(model, layers, images):
-    """BatchNorm inputs of a model whose BatchNorms are nested: recorded on the way through."""
+    """BatchNorm inputs of a model whose BatchNorms are nested: recorded on the way through
+    (a BatchNorm called twice in one pass keeps its last input)."""
     seen = {}
-    originals = []
     for layer in layers:
         original = layer.call
 
         def call(inputs, *args, _layer=layer, _original=original, **kwargs):
             seen[id(_layer)] = inputs
             return _original(inputs, *args, **kwargs)
-        originals.append((layer, original))
         layer.call = call
     try:
         model(images, training=True)
     finally:
-        for layer, original in originals:
-            layer.call = original
+        for layer in layers:
+            layer.__dict__.pop("call", None)   # the class's own call again
     return [seen[id(l)] for l in layers]
 
 
@@ -150,6 +167,11 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     def on_test_begin(self, logs=None):
         self.reestimate()
 
+    def on_epoch_end(self, epoch, logs=None):
+        # Epochs without a validation: checkpoints and early stopping read the
+        # statistics too (callbacks after this one see the re-estimated ones).
+        self.reestimate()
+
     def on_train_end(self, logs=None):
         self.reestimate()
 
@@ -159,7 +181,8 @@ class BatchNormRecalibration(keras.callbacks.Callback):
             return   # the weights have not moved since the last re-estimation
         start = time.time()
         network = getattr(self.model, "student", self.model)
-        reestimate(network, self.data, self.steps, self.batch_size)
+        reestimate(network, self.data, self.steps, self.batch_size,
+                   strategy=self.model.distribute_strategy)
         self.seconds.append(time.time() - start)
         self._done_at = step
 
@@ -204,9 +227,11 @@ def uncovered_batchnorms(model):
     if isinstance(model, ReestimatingFit) or not hasattr(model, "layers"):
         return []
     found = []
-    for layer in model.layers:
-        if isinstance(layer, AdderConv2D):
-            found += [(bn, layer.name) for bn in sorted(batchnorms_after(model, {layer.name}))]
+    graphs = [m for m in model._flatten_layers(include_self=True) if isinstance(m, keras.Model)]
+    for graph in graphs:   # the model and every model nested in it (an AdderModel too)
+        for layer in getattr(graph, "layers", []):
+            if isinstance(layer, AdderConv2D):
+                found += [(bn, layer.name) for bn in sorted(batchnorms_after(graph, {layer.name}))]
     return found
 
 
@@ -217,11 +242,13 @@ def _has_adder_layers(model):
 
 
 def _training_images(arguments):
-    """What fit trains on, as something `reestimate` can read again; None if it cannot."""
+    """What fit trains on, as something `reestimate` can read again; None if it cannot
+    (a Python generator)."""
     x = arguments.get("x")
-    if isinstance(x, tf.data.Dataset):
+    if isinstance(x, (tf.data.Dataset, keras.utils.PyDataset)):
         return x
-    if isinstance(x, (np.ndarray, tf.Tensor)) and len(x.shape) >= 2:
+    arrays = tf.nest.flatten(x)
+    if arrays and all(isinstance(a, (np.ndarray, tf.Tensor)) and len(a.shape) >= 2 for a in arrays):
         split = float(arguments.get("validation_split") or 0.0)
-        return x[: int(len(x) * (1.0 - split))]
+        return tf.nest.map_structure(lambda a: a[: int(len(a) * (1.0 - split))], x)
     return None

@@ -54,13 +54,7 @@ def to_adder(model, *, keep=(), convert_first=False, convert_last=False, name=No
     classifier = _classifier(model)
     if classifier is not None and not convert_last:
         converted.discard(classifier.name)
-    for layer in convs:
-        if layer.name in converted and layer.activation not in (None, keras.activations.linear):
-            raise ValueError(
-                f"Conv2D {layer.name!r} has a fused activation "
-                f"{keras.activations.serialize(layer.activation)!r}: as an adder layer it would apply "
-                "it to -|x - f| <= 0 and output a constant (a dead layer); move the activation after "
-                f"a BatchNormalization, or keep it with keep=[{layer.name!r}]")
+    _refuse_dead_layers(model, convs, converted)
     after_adder = batchnorms_after(model, converted)
 
     def clone(layer):
@@ -80,6 +74,44 @@ def to_adder(model, *, keep=(), convert_first=False, convert_last=False, name=No
     return AdderModel(inputs if len(inputs) > 1 else inputs[0],
                       twin.outputs if len(twin.outputs) > 1 else twin.outputs[0],
                       name=name or twin.name)
+
+
+_LIVE_ON_NEGATIVES = ("linear", "leaky_relu")   # activations that keep -|x - f| <= 0 alive
+
+
+def _refuse_dead_layers(model, convs, converted):
+    """A converted layer outputs -|x - f| <= 0: an activation applied to that directly
+    (fused, or the next layer, with no normalization between) outputs a constant."""
+    for layer in convs:
+        name = keras.activations.serialize(layer.activation) if layer.activation else "linear"
+        if layer.name in converted and name not in _LIVE_ON_NEGATIVES:
+            _dead(layer.name, f"has a fused activation {name!r}")
+    for layer in model.layers:
+        if _activation_name(layer) in (None, *_LIVE_ON_NEGATIVES):
+            continue
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                source = tensor._keras_history[0].name
+                if source in converted:
+                    _dead(source, f"is followed by {type(layer).__name__} {layer.name!r} with no "
+                                  "normalization between")
+
+
+def _activation_name(layer):
+    """The activation a layer applies on its own (None for any other layer)."""
+    if isinstance(layer, keras.layers.ReLU):
+        return "leaky_relu" if float(layer.negative_slope) > 0 else "relu"
+    if isinstance(layer, keras.layers.Activation):
+        return keras.activations.serialize(layer.activation)
+    if isinstance(layer, (keras.layers.ELU, keras.layers.Softmax)):
+        return type(layer).__name__.lower()
+    return None
+
+
+def _dead(name, why):
+    raise ValueError(f"Conv2D {name!r} {why}: as an adder layer it outputs -|x - f| <= 0, which "
+                     "that activation turns into a constant (a dead layer); put a "
+                     f"BatchNormalization before the activation, or keep it with keep=[{name!r}]")
 
 
 def _classifier(model):

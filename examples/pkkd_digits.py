@@ -45,7 +45,7 @@ def main():
              validation_data=(x[test], y[test]))
     results = pkkd.evaluate(x[test], y[test], verbose=0, return_dict=True)
     print(f"student (ANN) top-1 {results['top1']:.4f}, teacher (CNN) {results['teacher_top1']:.4f}")
-    pkkd.student.save(f"{args.out}.keras")        # an ordinary Keras model: load_model reads it
+    pkkd.student.save(f"{args.out}.keras")        # an AdderModel: load_model reads it (import adder_tf.models)
 
 
 if __name__ == "__main__":

@@ -86,3 +86,68 @@ def test_a_distilled_student_predicts_with_its_own_statistics(method):
     as_trained, reestimated = as_trained_and_reestimated(trainer.student, x, x_test, y_test)
     assert reestimated > 0.8
     assert abs(as_trained - reestimated) <= 0.01, (as_trained, reestimated)
+
+
+def test_reestimate_matches_batch_statistics_written_out_in_numpy():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    c = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="stem")(inputs)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="b0", epsilon=1e-3)(c))
+    a = adder_tf.AdderConv2D(6, 3, padding="same", use_bias=False, name="adder")(h)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization(name="b1")(a))
+    model = adder_tf.models.AdderModel(inputs, keras.layers.Dense(3)(h))
+    b0 = model.get_layer("b0")
+    b0.gamma.assign(np.linspace(0.5, 2.0, 4)), b0.beta.assign(np.linspace(-0.5, 0.5, 4))
+    x = digits()[0][:48]
+    expected = {"b0": [], "b1": []}
+    for batch in np.split(x, 3):
+        stem = model.get_layer("stem")(batch).numpy().astype("float64")
+        mean, var = stem.mean((0, 1, 2)), stem.var((0, 1, 2))
+        expected["b0"].append((mean, var))
+        z = np.maximum((stem - mean) / np.sqrt(var + 1e-3) * b0.gamma.numpy() + b0.beta.numpy(), 0)
+        out = model.get_layer("adder")(z.astype("float32")).numpy().astype("float64")
+        expected["b1"].append((out.mean((0, 1, 2)), out.var((0, 1, 2))))
+    assert recalibrate_batchnorm(model, x, steps=3, batch_size=16) == 3
+    for name, stats in expected.items():
+        layer = model.get_layer(name)
+        np.testing.assert_allclose(layer.moving_mean.numpy(), np.mean([m for m, _ in stats], 0),
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), np.mean([v for _, v in stats], 0),
+                                   rtol=1e-3)
+
+
+class TwoViews(keras.utils.PyDataset):
+    """((image, mirrored image), label) batches: a two-input model read by index."""
+
+    def __init__(self, x, y, batch_size=64):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, i):
+        part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return (self.x[part], self.x[part, :, ::-1]), self.y[part]
+
+
+def test_a_two_input_model_fit_on_a_py_dataset_ends_with_statistics_of_its_weights():
+    keras.utils.set_random_seed(0)
+    x, y, _, _ = digits()
+    inputs = [keras.Input((8, 8, 1)), keras.Input((8, 8, 1))]
+    h = keras.layers.Concatenate()(inputs)
+    h = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(h)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization()(h))
+    h = adder_tf.AdderConv2D(8, 3, padding="same", use_bias=False)(h)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="after_adder")(h))
+    model = adder_tf.models.AdderModel(
+        inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(h)))
+    model.compile(optimizer=AdderSGD(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    data = TwoViews(x, y)
+    model.fit(data, epochs=3, verbose=0)
+    bn = model.get_layer("after_adder")
+    after_fit = bn.moving_mean.numpy(), bn.moving_variance.numpy()
+    recalibrate_batchnorm(model, data, steps=20)      # the same batches, the same weights
+    np.testing.assert_allclose(after_fit[0], bn.moving_mean.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(after_fit[1], bn.moving_variance.numpy(), rtol=1e-4)

@@ -214,6 +214,11 @@ def test_to_adder_refuses_a_fused_activation_that_would_make_a_dead_layer():
     with pytest.raises(ValueError, match="'b'.*'relu'.*dead"):
         adder_tf.to_adder(seq)
     assert type(adder_tf.to_adder(seq, keep=["b"]).get_layer("b")) is keras.layers.Conv2D
+    apart = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="a"),
+                              keras.layers.Conv2D(4, 3, name="b"), keras.layers.ReLU(name="r"),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="'b'.*ReLU 'r' with no normalization.*dead"):
+        adder_tf.to_adder(apart)
 
 
 def test_to_adder_keeps_a_convolutional_classifier_multiplicative():
@@ -352,6 +357,12 @@ def test_adder_sgd_warns_about_a_batchnorm_after_an_adder_layer_that_fit_leaves_
         return m
     with pytest.warns(UserWarning, match="'after_adder' follows AdderConv2D 'adder'.*AdderModel"):
         model(keras.Model).fit(x, y, epochs=1, verbose=0)
+    wrapped = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Identity(),
+                                model(adder_tf.models.AdderModel)])   # fit is the wrapper's
+    wrapped.compile(optimizer=AdderSGD(0.05),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.warns(UserWarning, match="'after_adder' follows AdderConv2D 'adder'"):
+        wrapped.fit(x, y, epochs=1, verbose=0)
     with warnings.catch_warnings(record=True) as caught:   # an AdderModel re-estimates
         warnings.simplefilter("always")
         model(adder_tf.models.AdderModel).fit(x, y, epochs=1, verbose=0)

@@ -84,3 +84,13 @@ def test_adder_sgd_honours_keras_weight_decay():
     np.testing.assert_allclose(variable.numpy(), 1.0 - 0.1 * 0.5, rtol=1e-6)
     loaded = AdderSGD.from_config(optimizer.get_config())
     assert loaded.weight_decay == 0.5
+
+
+def test_pkkd_refuses_sample_weights_it_cannot_apply_to_its_feature_term():
+    x, y = data()
+    keras.utils.set_random_seed(0)
+    teacher = cnn("teacher")
+    pkkd = adder_tf.distill.PKKD(teacher, adder_tf.to_adder(teacher, name="student"))
+    pkkd.compile(optimizer=AdderSGD(0.05), teacher_optimizer=AdderSGD(0.05, eta=0.0))
+    with pytest.raises(ValueError, match="PKKD's feature term.*sample_weight"):
+        pkkd.fit(x, y, sample_weight=np.ones(len(y)), epochs=1, verbose=0)

@@ -50,6 +50,10 @@ def test_kill_9_then_same_command_resumes_with_optimizer_state(tmp_path):
     assert results["epochs_completed"] == 6
     # Both optimizers' step counters (and so the cosine schedule) carried on.
     assert full["optimizer_steps"] == {"student": 18, "teacher": 18}
+    # and the resumed run's figure describes its student (statistics of its weights)
+    as_saved, reestimated = _scores(os.path.join(tmp_path, "student.keras"))
+    assert as_saved == pytest.approx(full["student"]["top1"], abs=1e-6)
+    assert abs(as_saved - reestimated) <= 0.01, (as_saved, reestimated)
     assert [int(h["epoch"]) for h in full["history"]][-1] == 5
 
 
@@ -96,8 +100,9 @@ def test_two_workers_on_localhost_finish_one_run(tmp_path):
     assert results["replicas"] == 2 and results["epochs_completed"] == 2
     # The figures describe the trained student: its saved weights, with statistics
     # re-estimated here on the training images, score the same on the test images.
-    reestimated = _reestimated_top1(os.path.join(tmp_path, "student.keras"))
-    assert abs(results["student"]["top1"] - reestimated) <= 0.01, (results["student"], reestimated)
+    as_saved, reestimated = _scores(os.path.join(tmp_path, "student.keras"))
+    assert as_saved == pytest.approx(results["student"]["top1"], abs=1e-6)
+    assert abs(as_saved - reestimated) <= 0.01, (results["student"], reestimated)
     assert results["history"][-1]["val_top1"] == pytest.approx(results["student"]["top1"], abs=1e-6)
     assert os.path.exists(os.path.join(tmp_path, "export", "student", "saved_model.pb"))
     # the non-chief checkpointed in its own folder, never over the chief's files
@@ -105,7 +110,8 @@ def test_two_workers_on_localhost_finish_one_run(tmp_path):
     assert not os.path.exists(os.path.join(tmp_path, "workertemp_1", "export"))
 
 
-def _reestimated_top1(path):
+def _scores(path):
+    """Test top-1 of a saved student as saved, and with statistics re-estimated here."""
     import keras
     import adder_tf.models  # noqa: F401  (registers AdderModel and the layers)
     from adder_tf.callbacks import recalibrate_batchnorm
@@ -114,8 +120,9 @@ def _reestimated_top1(path):
     student = keras.saving.load_model(path)
     student.compile(metrics=["accuracy"],
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    as_saved = student.evaluate(data.test, verbose=0)[1]
     recalibrate_batchnorm(student, data.train, steps=20)
-    return student.evaluate(data.test, verbose=0)[1]
+    return as_saved, student.evaluate(data.test, verbose=0)[1]
 
 
 def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path):

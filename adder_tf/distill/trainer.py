@@ -246,7 +246,7 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
         """The method's loss for the student, with its terms for logging.
 
         sample_weight weighs the per-example terms (cross-entropy, KD, NST);
-        PKKD's feature term compares batch statistics and is not weighted.
+        PKKD with a feature term refuses weights in train_step.
         """
         ce = _average(losses.cross_entropy(labels, s_logits), sample_weight)
         terms = {"ce": ce}
@@ -275,6 +275,9 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
     # -- steps ---------------------------------------------------------------
     def train_step(self, data):
         images, labels, weights = _unpack(data)
+        if weights is not None and self.loss_kind == "pkkd" and self.beta > 0:
+            raise ValueError("PKKD's feature term compares whole-batch statistics and cannot weigh "
+                             "examples: train PKKD without sample_weight / class_weight (or with beta=0)")
         with tf.GradientTape(persistent=True) as tape:
             t_logits, t_taps = None, None
             if self.teacher is not None:
