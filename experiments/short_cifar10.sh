@@ -36,6 +36,6 @@ for seed in ${SEEDS:-0 1}; do
   run ann_tfpad "$seed" --method=ann --stride2_padding=same
   run kd "$seed" --method=kd --alpha=1
   run pkkd "$seed" --method=pkkd --alpha=10 --beta=10
-  run pkkd_literal "$seed" --method=pkkd --feature_norm=none --alpha=1 --beta=0.01
+  run pkkd_literal "$seed" --method=pkkd --feature_norm=none --alpha=1 --beta=1e-4
 done
 python train/report.py "--runs=$OUT" "--out=$OUT/report" --noweights
