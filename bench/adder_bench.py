@@ -1,6 +1,6 @@
 """Speed and memory of AdderConv2D against keras Conv2D, on this machine.
 
-    python bench/adder_bench.py [--quick] [--skip_memory] [--skip_step] [--skip_layers]
+    python bench/adder_bench.py [--quick] [--skip_memory] [--skip_step] [--skip_layers] [--skip_xla]
 
 Prints one JSON object on stdout (progress goes to stderr).
 
@@ -20,7 +20,20 @@ memory:  peak resident set size of the training step at batch 128, each
          high-water mark of RSS) after 3 steps minus the RSS right before the
          first step (model, optimizer and batch already built). The delta is
          what the step itself (tracing, activations kept for backward,
-         gradients, temporaries) adds on top.
+         gradients, temporaries) adds on top. (The mark cannot be reset after
+         the first step to leave tracing and XLA's compiler out: freed memory
+         stays resident, so RSS does not come down after it.)
+xla:     the ANN and PKKD ResNet-20 steps at batch 128 compiled with XLA
+         (jit_compile=True: the adder layers take the XLA form of the portable
+         path, `adder_tf.ops.adder_xla`) against the same steps without XLA
+         (compiled adder op) and the CNN step, side by side round by round;
+         first-call (trace + XLA compile) seconds; and each step's peak memory
+         as above (fresh subprocess per configuration, VmHWM, XLA's compiler
+         included). Each child also records
+         tf.config.experimental.get_memory_info('CPU:0'): TF's allocator, from
+         which XLA's buffers come too, without the compiler's memory; its peak
+         counts from process start (model building included) and misses what
+         is not allocated through it.
 """
 import argparse
 import json
@@ -155,7 +168,7 @@ def bench_layers(batches, reps, with_reference):
     return rows
 
 
-def make_train_step(flavour, batch, path):
+def make_train_step(flavour, batch, path, jit_compile=False):
     from adder_tf.models import build_model
     keras.utils.set_random_seed(0)
     model = build_model("resnet20", flavour, (32, 32, 3), 10)
@@ -165,7 +178,7 @@ def make_train_step(flavour, batch, path):
     x = tf.constant(rng.normal(size=(batch, 32, 32, 3)).astype("float32"))
     y = tf.constant(rng.integers(0, 10, size=(batch,)))
 
-    @tf.function(jit_compile=False)
+    @tf.function(jit_compile=jit_compile)
     def step(x, y):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
@@ -180,7 +193,7 @@ def make_train_step(flavour, batch, path):
     return step, trace, x, y
 
 
-def make_distill_step(batch, method="pkkd"):
+def make_distill_step(batch, method="pkkd", jit_compile=False):
     """One whole distillation step as the trainer runs it: teacher CE step + student
     step, both optimizers. pkkd: + 18 heads and the feature loss; kd: logits only,
     so pkkd - kd is what the heads and feature loss cost."""
@@ -200,7 +213,7 @@ def make_distill_step(batch, method="pkkd"):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(batch, 32, 32, 3)).astype("float32"))
     y = tf.constant(rng.integers(0, 10, size=(batch,)))
-    step = tf.function(trainer.train_step, jit_compile=False)
+    step = tf.function(trainer.train_step, jit_compile=jit_compile)
     return lambda: step((x, y))
 
 
@@ -245,7 +258,7 @@ def _status_mb(field):
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_child(flavour, path, batch):
+def memory_child(flavour, path, batch, jit_compile=False):
     """Runs in a fresh process: resident memory the training step adds at its peak.
 
     Uses the kernel's per-process high-water mark VmHWM (/proc/self/status),
@@ -253,7 +266,13 @@ def memory_child(flavour, path, batch):
     /proc/self/clear_refs. (ru_maxrss is not used: Linux carries the parent's
     high-water mark into a child across fork+exec.)
     """
-    step, trace, x, y = make_train_step(flavour, batch, path)
+    if flavour == "pkkd":
+        run = make_distill_step(batch, "pkkd", jit_compile)
+        trace = lambda: None  # noqa: E731 (traced by the first call)
+        step = lambda x, y: run()  # noqa: E731
+        x = y = None
+    else:
+        step, trace, x, y = make_train_step(flavour, batch, path, jit_compile)
     before = _status_mb("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -263,35 +282,90 @@ def memory_child(flavour, path, batch):
         reset = False
     trace()
     for _ in range(3):
-        step(x, y).numpy()
+        _block(step(x, y))
     peak = _status_mb("VmHWM")
     print(json.dumps({"rss_before_mb": round(before, 1), "hwm_reset": reset,
                       "peak_rss_mb": round(peak, 1),
-                      "step_peak_delta_mb": round(peak - before, 1)}))
+                      "step_peak_delta_mb": round(peak - before, 1),
+                      "tf_allocator_mb": _cpu_memory_info_mb()}))
 
 
-def bench_memory(batch, with_reference):
-    configs = [("conv", "auto", "cnn"), ("adder", "fast", "ann_fast")]
-    if with_reference:
-        configs.append(("adder", "reference", "ann_reference"))
+def bench_memory(batch, with_reference, configs=None):
+    if configs is None:
+        configs = [("conv", "auto", "cnn"), ("adder", "fast", "ann_fast")]
+        if with_reference:
+            configs.append(("adder", "reference", "ann_reference"))
     out = {"batch": batch, "method": "peak RSS (VmHWM, reset just before the first step) "
            "over trace + 3 training steps, minus RSS before the first step; model, "
-           "optimizer and batch already built; fresh subprocess per configuration"}
-    for flavour, path, key in configs:
+           "optimizer and batch already built; fresh subprocess per configuration "
+           "(with jit_compile=True this includes XLA's compiler). tf_allocator_mb: "
+           "tf.config.experimental.get_memory_info('CPU:0') after the steps: TF's "
+           "allocator, which XLA's buffers also come from, peak since process start"}
+    for config in configs:
+        flavour, path, key = config[:3]
+        jit = config[3] if len(config) > 3 else False
         res = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory_child",
-                              flavour, path, str(batch)], capture_output=True, text=True)
+                              flavour, path, str(batch), str(int(jit))],
+                             capture_output=True, text=True)
         if res.returncode != 0:
             errors = [ln for ln in res.stderr.splitlines() if "Error" in ln or "Killed" in ln]
             out[key] = {"error": errors[-3:], "returncode": res.returncode}
             continue
         out[key] = json.loads(res.stdout.strip().splitlines()[-1])
         progress(key, out[key])
-    for key in ("ann_fast", "ann_reference"):
+    for key in [c[2] for c in configs if c[2] != "cnn"]:
         try:
             out[f"{key}_over_cnn"] = round(out[key]["step_peak_delta_mb"]
                                            / out["cnn"]["step_peak_delta_mb"], 3)
         except (KeyError, TypeError, ZeroDivisionError):
             pass
+    return out
+
+
+def _cpu_memory_info_mb():
+    """TF's own allocator statistics for CPU:0 in MB (peak since process start)."""
+    info = _cpu_memory_info()
+    if isinstance(info, dict):
+        return {k: round(v / 2 ** 20, 1) for k, v in info.items()}
+    return info
+
+
+def _cpu_memory_info():
+    try:
+        return tf.config.experimental.get_memory_info("CPU:0")
+    except Exception as e:  # noqa: BLE001 - recorded, not fatal
+        return f"{type(e).__name__}: {e}"
+
+
+def bench_xla(batch, reps, with_memory=True):
+    """ANN and PKKD steps with and without XLA, and the CNN step, interleaved."""
+    fns, first_call_s = {}, {}
+    for key, flavour, path, jit in (("cnn", "conv", "cnn", False), ("ann", "adder", "fast", False),
+                                    ("ann_xla", "adder", "auto", True)):
+        step, trace, x, y = make_train_step(flavour, batch, path, jit)
+        trace()
+        fns[key] = (lambda step, x, y: lambda: step(x, y))(step, x, y)
+    for key, jit in (("pkkd", False), ("pkkd_xla", True)):
+        fns[key] = make_distill_step(batch, "pkkd", jit)
+    for key, fn in fns.items():    # the first call traces and, with XLA, compiles
+        t0 = time.perf_counter()
+        _block(fn())
+        first_call_s[key] = round(time.perf_counter() - t0, 1)
+        progress(f"xla section: first call of {key}: {first_call_s[key]} s")
+    times, ratios, rounds = interleaved(fns, reps, warmup=0)   # the first calls warmed up
+    out = {"batch": batch, "rounds": reps,
+           "first_call_s": first_call_s,
+           **{f"{k}_ms": round(1e3 * v, 1) for k, v in times.items()},
+           **{f"ratio_{k}_over_cnn": round(v, 3) for k, v in ratios.items()}}
+    for a, b in (("ann_xla", "ann"), ("pkkd_xla", "pkkd")):
+        out[f"ratio_{a}_over_{b}"] = round(statistics.median(
+            [p / q for p, q in zip(rounds[a], rounds[b])]), 3)
+    progress(json.dumps(out))
+    if with_memory:
+        out["memory"] = bench_memory(batch, False, [
+            ("conv", "auto", "cnn"), ("adder", "fast", "ann"), ("adder", "auto", "ann_xla", True),
+            ("pkkd", "fast", "pkkd"), ("pkkd", "auto", "pkkd_xla", True)])
+        out["memory"]["get_memory_info_cpu"] = str(_cpu_memory_info())
     return out
 
 
@@ -304,12 +378,13 @@ def main():
     p.add_argument("--skip_layers", action="store_true")
     p.add_argument("--skip_step", action="store_true")
     p.add_argument("--skip_memory", action="store_true")
+    p.add_argument("--skip_xla", action="store_true", help="skip the jit_compile=True steps")
     p.add_argument("--no_reference", action="store_true", help="skip the plain-TF path")
-    p.add_argument("--_memory_child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--_memory_child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a._memory_child:
-        flavour, path, batch = a._memory_child
-        memory_child(flavour, path, int(batch))
+        flavour, path, batch, *jit = a._memory_child
+        memory_child(flavour, path, int(batch), bool(int(jit[0])) if jit else False)
         return
 
     reps = a.reps or (5 if a.quick else 15)
@@ -347,6 +422,8 @@ def main():
             result["train_step"] += bench_train_step([128], 9, False, with_pkkd=True)
     if not a.skip_memory:
         result["memory"] = bench_memory(128, ref and not a.quick)
+    if not a.skip_xla:
+        result["xla"] = bench_xla(128, 3 if a.quick else 5, with_memory=not a.skip_memory)
     result["bench_seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))
 
