@@ -78,7 +78,7 @@ def cpu_model():
                     flags = set(value.split())
     except OSError:
         pass
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512fp16", "amx_tile",
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_fp16", "amx_tile",
               "asimd", "sve")
     return {"model": name, "vector_flags": [f for f in wanted if f in flags]}
 
