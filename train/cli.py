@@ -75,9 +75,20 @@ def run_main(main, argv, debug):
     except Exception as e:  # noqa: BLE001 - the one place that turns crashes into a line
         if debug():
             raise
-        first = (str(e).strip().splitlines() or [""])[0][:300]
-        _fail(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)",
-              EXIT_UNEXPECTED)
+        _fail(f"error: {type(e).__name__}: {_first_line(e)} (rerun with --debug for the "
+              "traceback)", EXIT_UNEXPECTED)
+
+
+def _first_line(error):
+    """The error's first telling line. Keras wraps an exception raised inside a layer
+    as 'Exception encountered when calling X.call().', then the original message
+    (in bold), then the arguments: that message is the line to show."""
+    import re
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        return f"{lines[1][:300]} (in {lines[0].split('calling ', 1)[1].rstrip('.')})"
+    return (lines or [""])[0][:300]
 
 
 def _fail(message, status):
