@@ -299,8 +299,10 @@ def adder_forward_fast(x, w, stride, padding):
 
 
 def adder_input_grad_fast(x, w, dy, stride, padding):
-    return load(raise_on_error=True).adder_tf_conv2d_input_grad(
+    """(dx, sum of dy over batch and positions): the op sums dy while it reads it."""
+    dx, dy_sum = load(raise_on_error=True).adder_tf_conv2d_input_grad(
         x, w, dy, stride=int(stride), padding=padding.upper())
+    return dx, dy_sum
 
 
 def adder_conv2d_fast(x, w, strides=1, padding="same"):

@@ -64,12 +64,17 @@ def adder_forward(x, w, stride, padding):
     return -out
 
 
-def adder_filter_grad(x, w, dy, stride, padding):
-    """Full-precision dW = sum (x - w) * dy (AdderNet eq. 5), as a GEMM minus a rank-one term."""
+def adder_filter_grad(x, w, dy, stride, padding, dy_sum=None):
+    """Full-precision dW = sum (x - w) * dy (AdderNet eq. 5), as a GEMM minus a rank-one term.
+
+    dy_sum: sum of dy over (batch, rows, columns) when a path already has it.
+    """
     xw = tf.compat.v1.nn.conv2d_backprop_filter(
         x, tf.shape(w), dy, strides=[1, stride, stride, 1],
         padding=padding.upper())
-    return xw - w * tf.reduce_sum(dy, axis=[0, 1, 2])
+    if dy_sum is None:
+        dy_sum = tf.reduce_sum(dy, axis=[0, 1, 2])
+    return xw - w * dy_sum
 
 
 def adder_input_grad(x, w, dy, stride, padding):
@@ -94,15 +99,18 @@ def with_adder_gradients(forward, input_grad, x, w, strides, padding):
     """forward(x, w) with AdderNet's backward: input_grad for x, eq. 5 for w.
 
     Every path shares this wrapper and the filter gradient; paths differ only
-    in how they compute the forward and the input gradient.
+    in how they compute the forward and the input gradient. input_grad may
+    return (dx, sum of dy over batch and positions) when it gets the sum from
+    its own pass over dy, sparing the filter gradient another one.
     """
     padding = normalize_padding(padding)
 
     @tf.custom_gradient
     def _adder(x, w):
         def grad(dy):
-            return (input_grad(x, w, dy, strides, padding),
-                    adder_filter_grad(x, w, dy, strides, padding))
+            dx = input_grad(x, w, dy, strides, padding)
+            dx, dy_sum = dx if isinstance(dx, (tuple, list)) else (dx, None)
+            return dx, adder_filter_grad(x, w, dy, strides, padding, dy_sum)
         return forward(x, w, strides, padding), grad
 
     return _adder(x, w)

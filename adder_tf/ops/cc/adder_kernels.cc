@@ -21,6 +21,7 @@
 #endif
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace adder_tf {
 namespace {
@@ -112,24 +113,61 @@ constexpr int BWD_P = 4;
 
 // ---------------------------------------------------------------- forward
 
+// Input rows with their zero padding, as the forward reads them: row r of
+// the buffer is input row ih with kw - 1 + ... zero columns around it, so
+// every output position's window on that row, kw * C floats, is contiguous.
+struct PaddedRows {
+  int64_t width;  // floats per padded row: ((OW - 1) * s + kw) * C
+  std::vector<float> buf;
+  explicit PaddedRows(const Geometry& g)
+      : width(((g.OW - 1) * g.s + g.kw) * g.C), buf(g.kh * width + VL, 0.0f) {}
+  // Row dh for output row (b, i), or nullptr when it lies in the padding.
+  const float* Fill(const Geometry& g, const float* x, int64_t b, int64_t i, int64_t dh) {
+    const int64_t ih = i * g.s + dh - g.pt;
+    if (ih < 0 || ih >= g.H) return nullptr;
+    float* row = buf.data() + dh * width;
+    const int64_t cols = width / g.C;
+    const int64_t first = std::max<int64_t>(g.pl, 0);  // padded column of iw = 0
+    const int64_t n = std::min<int64_t>(g.W, cols - first);
+    std::memset(row, 0, first * g.C * sizeof(float));
+    std::memcpy(row + first * g.C, x + ((b * g.H + ih) * g.W) * g.C, n * g.C * sizeof(float));
+    std::memset(row + (first + n) * g.C, 0, (cols - first - n) * g.C * sizeof(float));
+    return row;
+  }
+};
+
+static inline float hsum(vf v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_ps((__m512)v);
+#else
+  float s = 0.0f;
+  for (int l = 0; l < VL; ++l) s += v[l];
+  return s;
+#endif
+}
+
 // One output row (b, i), output-channel vectors [v0, v0 + NV), all columns.
-// wp: (K + 1, Op): w, then row K holding sum_k w[k, o]; Op = c_out rounded
-// up to VL, zero filled.
+// wp: (K + 1 + kh, Op): w as (kh, kw * C, Op), then row K holding
+// sum_k w[k, o], then per kernel row dh the sum over (dw, c) of min(0, w);
+// Op = c_out rounded up to VL, zero filled. rows[dh]: padded input rows
+// (nullptr: the whole kernel row lies in the padding).
 //
 // |x - w| = x + w - 2 min(x, w), so over a window
 //   y = -sum |x - w| = 2 sum min(x, w) - sum x - sum w:
 // the inner loop is min + add (two vector uops per element) instead of
-// subtract + abs + add (three); sum x is one vector add per tap and channel
-// vector of each position, sum w is packed once. Padded taps read zeros and
-// contribute min(0, w), like the reference's |0 - w|. The float32 rounding
-// differs from summing |x - w| directly only when x and w share an offset
-// much larger than their difference (error ~ eps * K * max(|x|, |w|)).
+// subtract + abs + add (three); sum x is one vector add per channel vector
+// of each position, sum w is packed once. Padded taps read zeros and
+// contribute min(0, w), like the reference's |0 - w|; kernel rows entirely
+// in the padding are the packed constant. The float32 rounding differs from
+// summing |x - w| directly only when x and w share an offset much larger
+// than their difference (error ~ eps * K * max(|x|, |w|)). The window of one
+// kernel row is kw * C contiguous floats of the padded row, one loop.
 template <int NV, int P>
-static void ForwardRow(const Geometry& g, const float* x, const float* wp, int64_t Op,
-                       const float* zeros, float* y, int64_t b, int64_t i, int64_t v0) {
-  const int64_t C = g.C;
-  const int64_t K = g.kh * g.kw * C;
-  const int64_t Cv = C / VL * VL;
+static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, int64_t Op,
+                       float* y, int64_t b, int64_t i, int64_t v0) {
+  const int64_t KC = g.kw * g.C;
+  const int64_t K = g.kh * KC;
+  const int64_t KCv = KC / VL * VL;
   for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
     vf acc[P][NV], xs[P];
     float xt[P];
@@ -140,49 +178,49 @@ static void ForwardRow(const Geometry& g, const float* x, const float* wp, int64
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[p][v] = vf{};
     }
+    vf pad[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) pad[v] = vf{};
     for (int64_t dh = 0; dh < g.kh; ++dh) {
-      const int64_t ih = i * g.s + dh - g.pt;
-      const bool row_ok = ih >= 0 && ih < g.H;
-      const float* xrow = x + ((b * g.H + (row_ok ? ih : 0)) * g.W) * C;
-      for (int64_t dw = 0; dw < g.kw; ++dw) {
-        const float* xp[P];
+      if (rows[dh] == nullptr) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v)
+          pad[v] += *reinterpret_cast<const vf*>(wp + (K + 1 + dh) * Op + (v0 + v) * VL);
+        continue;
+      }
+      const float* xp[P];
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p)  // positions past the row end re-read column 0
+        xp[p] = rows[dh] + (j0 + p < g.OW ? (j0 + p) * g.s * g.C : 0);
+      const float* wk = wp + dh * KC * Op + v0 * VL;
+      for (int64_t k = 0; k < KC; ++k) {
+        vf wv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) wv[v] = *reinterpret_cast<const vf*>(wk + k * Op + v * VL);
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p) {
-          const int64_t j = j0 + p;
-          const int64_t iw = j * g.s + dw - g.pl;
-          xp[p] = (row_ok && j < g.OW && iw >= 0 && iw < g.W) ? xrow + iw * C : zeros;
-        }
-        const float* wk = wp + (dh * g.kw + dw) * C * Op + v0 * VL;
-        for (int64_t c = 0; c < C; ++c) {
-          vf wv[NV];
+          const vf xb = bcast(xp[p][k]);
 #pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) wv[v] = *reinterpret_cast<const vf*>(wk + c * Op + v * VL);
-#pragma GCC unroll 16
-          for (int p = 0; p < P; ++p) {
-            const vf xb = bcast(xp[p][c]);
-#pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) acc[p][v] += vmin(xb, wv[v]);
-          }
+          for (int v = 0; v < NV; ++v) acc[p][v] += vmin(xb, wv[v]);
         }
-        // sum x over this tap's channels
+      }
+      // sum x over this kernel row's window
 #pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) {
-          for (int64_t c = 0; c < Cv; c += VL) xs[p] += loadu(xp[p] + c);
-          for (int64_t c = Cv; c < C; ++c) xt[p] += xp[p][c];
-        }
+      for (int p = 0; p < P; ++p) {
+        for (int64_t k = 0; k < KCv; k += VL) xs[p] += loadu(xp[p] + k);
+        for (int64_t k = KCv; k < KC; ++k) xt[p] += xp[p][k];
       }
     }
     for (int p = 0; p < P; ++p) {
       const int64_t j = j0 + p;
       if (j >= g.OW) break;
-      float sx = xt[p];
-      for (int l = 0; l < VL; ++l) sx += xs[p][l];
-      const vf sxv = bcast(sx);
+      const vf sxv = bcast(xt[p] + hsum(xs[p]));
       float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
       for (int v = 0; v < NV; ++v) {
         const int64_t o = (v0 + v) * VL;
         const vf sw = *reinterpret_cast<const vf*>(wp + K * Op + o);
-        const vf r = (acc[p][v] + acc[p][v]) - (sxv + sw);
+        const vf a = acc[p][v] + pad[v];
+        const vf r = (a + a) - (sxv + sw);
         if (o + VL <= g.O) {
           storeu(yp + o, r);
         } else if (o < g.O) {
@@ -196,16 +234,33 @@ static void ForwardRow(const Geometry& g, const float* x, const float* wp, int64
 }
 
 template <int NV, int P>
-static void ForwardRowAllBlocks(const Geometry& g, const float* x, const float* wp, int64_t Op,
-                                const float* zeros, float* y, int64_t b, int64_t i) {
+static void ForwardRowAllBlocks(const Geometry& g, const float* const* rows, const float* wp,
+                                int64_t Op, float* y, int64_t b, int64_t i) {
   const int64_t nvec = Op / VL;
   int64_t v0 = 0;
-  for (; v0 + NV <= nvec; v0 += NV) ForwardRow<NV, P>(g, x, wp, Op, zeros, y, b, i, v0);
+  for (; v0 + NV <= nvec; v0 += NV) ForwardRow<NV, P>(g, rows, wp, Op, y, b, i, v0);
   // Remaining vectors (fewer than NV).
-  for (; v0 < nvec; ++v0) ForwardRow<1, FWD_P_SMALL>(g, x, wp, Op, zeros, y, b, i, v0);
+  for (; v0 < nvec; ++v0) ForwardRow<1, FWD_P_SMALL>(g, rows, wp, Op, y, b, i, v0);
 }
 
 // ------------------------------------------------------------- input grad
+
+// The input gradient's inner loop over n packed weight vectors (stride Cp
+// floats) for P input columns: acc[p] += clip(w - x[p], -1, 1) * dy_p[k].
+template <int P>
+__attribute__((always_inline)) static inline void ClipDotTaps(const float* wk, int64_t Cp,
+                                                              int64_t n, const vf* xr,
+                                                              const float* const* dp, vf* acc) {
+  const vf one = bcast(1.0f), mone = bcast(-1.0f);
+  for (int64_t k = 0; k < n; ++k) {
+    const vf wv = *reinterpret_cast<const vf*>(wk + k * Cp);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const vf d = clip1(add_on_fma(wv, xr[p]), one, mone);
+      acc[p] += d * bcast(dp[p][k]);
+    }
+  }
+}
 
 // Input row (b, h), input columns r, r + s, r + 2s, ... (one residue class
 // modulo the stride), channel vector cv. xq/dxq: (B, H, W, Cp).
@@ -242,16 +297,8 @@ static void InputGradRow(const Geometry& g, const float* xq, int64_t Cp, const f
           const int64_t j = jbase + p;
           dp[p] = (t0 + p < ncols && j >= 0 && j < g.OW) ? dyrow + j * O : zeros;
         }
-        const float* wk = wt + (dh * g.kw + dw) * O * Cp + cv * VL;
-        const vf one = bcast(1.0f), mone = bcast(-1.0f);
-        for (int64_t o = 0; o < O; ++o) {
-          const vf wv = *reinterpret_cast<const vf*>(wk + o * Cp);
-#pragma GCC unroll 16
-          for (int p = 0; p < P; ++p) {
-            const vf d = clip1(add_on_fma(wv, xr[p]), one, mone);
-            acc[p] += d * bcast(dp[p][o]);
-          }
-        }
+        const float* wk = wt + (dh * g.kw + g.kw - 1 - dw) * O * Cp + cv * VL;
+        ClipDotTaps<P>(wk, Cp, O, xr, dp, acc);
       }
     }
 #pragma GCC unroll 16
@@ -263,6 +310,60 @@ static void InputGradRow(const Geometry& g, const float* xq, int64_t Cp, const f
   }
 }
 
+// Stride 1: the output-gradient rows with their zero padding, so that the
+// taps of one kernel row that reach input column iw read kw * O contiguous
+// floats: padded column iw + m holds dy column iw + pl - (kw - 1 - m), and
+// wt's kernel columns are packed in reverse (m = kw - 1 - dw) to match.
+struct PaddedGradRows {
+  int64_t width;  // floats per padded row: (W + kw - 1) * O
+  std::vector<float> buf;
+  explicit PaddedGradRows(const Geometry& g)
+      : width((g.W + g.kw - 1) * g.O), buf(g.kh * width + VL, 0.0f) {}
+  const float* Fill(const Geometry& g, const float* dy, int64_t b, int64_t h, int64_t dh) {
+    const int64_t i = h + g.pt - dh;
+    if (i < 0 || i >= g.OH) return nullptr;  // all taps read padding: no contribution
+    float* row = buf.data() + dh * width;
+    const int64_t cols = width / g.O;
+    const int64_t shift = g.kw - 1 - g.pl;  // padded column of dy column 0
+    const int64_t first = std::max<int64_t>(shift, 0);
+    const int64_t j0 = first - shift;
+    const int64_t n = std::max<int64_t>(std::min<int64_t>(g.OW - j0, cols - first), 0);
+    std::memset(row, 0, first * g.O * sizeof(float));
+    std::memcpy(row + first * g.O, dy + ((b * g.OH + i) * g.OW + j0) * g.O, n * g.O * sizeof(float));
+    std::memset(row + (first + n) * g.O, 0, (cols - first - n) * g.O * sizeof(float));
+    return row;
+  }
+};
+
+template <int P>
+static void InputGradRowS1(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
+                           const float* const* drows, float* dxq, int64_t b, int64_t h,
+                           int64_t cv) {
+  const int64_t KO = g.kw * g.O;
+  for (int64_t t0 = 0; t0 < g.W; t0 += P) {
+    vf xr[P], acc[P];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      xr[p] = (t0 + p < g.W)  // -x
+                  ? -*reinterpret_cast<const vf*>(xq + ((b * g.H + h) * g.W + t0 + p) * Cp + cv * VL)
+                  : vf{};
+      acc[p] = vf{};
+    }
+    for (int64_t dh = 0; dh < g.kh; ++dh) {
+      if (drows[dh] == nullptr) continue;
+      const float* dp[P];
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p)  // columns past the row end re-read column 0
+        dp[p] = drows[dh] + (t0 + p < g.W ? (t0 + p) * g.O : 0);
+      ClipDotTaps<P>(wt + dh * KO * Cp + cv * VL, Cp, KO, xr, dp, acc);
+    }
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      if (t0 + p >= g.W) break;
+      *reinterpret_cast<vf*>(dxq + ((b * g.H + h) * g.W + t0 + p) * Cp + cv * VL) = acc[p];
+    }
+  }
+}
 
 }  // namespace
 
@@ -286,49 +387,105 @@ const char* IsaName() {
 #endif
 }
 
+int64_t ForwardPackedRows(const Geometry& g) { return g.kh * g.kw * g.C + 1 + g.kh; }
+
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp) {
   const int64_t K = g.kh * g.kw * g.C;
+  const int64_t KC = g.kw * g.C;
   float* sw = wp + K * Op;
   for (int64_t o = 0; o < g.O; ++o) sw[o] = 0.0f;
+  for (int64_t dh = 0; dh < g.kh; ++dh)
+    for (int64_t o = 0; o < g.O; ++o) sw[(1 + dh) * Op + o] = 0.0f;
   for (int64_t k = 0; k < K; ++k)
     for (int64_t o = 0; o < g.O; ++o) {
-      wp[k * Op + o] = w[k * g.O + o];
-      sw[o] += w[k * g.O + o];
+      const float v = w[k * g.O + o];
+      wp[k * Op + o] = v;
+      sw[o] += v;
+      sw[(1 + k / KC) * Op + o] += std::min(v, 0.0f);
     }
 }
 
-void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
-                 const float* zeros, float* y, int64_t begin, int64_t end) {
+void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
+                 int64_t begin, int64_t end) {
   const int64_t nvec = Op / VL;
+  PaddedRows padded(g);
+  std::vector<const float*> rows(g.kh);
   for (int64_t r = begin; r < end; ++r) {
     const int64_t b = r / g.OH, i = r % g.OH;
+    for (int64_t dh = 0; dh < g.kh; ++dh) rows[dh] = padded.Fill(g, x, b, i, dh);
     if (nvec >= 4)
-      ForwardRowAllBlocks<4, FWD_P_LARGE>(g, x, wp, Op, zeros, y, b, i);
+      ForwardRowAllBlocks<4, FWD_P_LARGE>(g, rows.data(), wp, Op, y, b, i);
     else if (nvec == 3)
-      ForwardRowAllBlocks<3, FWD_P_LARGE>(g, x, wp, Op, zeros, y, b, i);
+      ForwardRowAllBlocks<3, FWD_P_LARGE>(g, rows.data(), wp, Op, y, b, i);
     else if (nvec == 2)
-      ForwardRowAllBlocks<2, FWD_P_SMALL>(g, x, wp, Op, zeros, y, b, i);
+      ForwardRowAllBlocks<2, FWD_P_SMALL>(g, rows.data(), wp, Op, y, b, i);
     else
-      ForwardRowAllBlocks<1, FWD_P_SMALL>(g, x, wp, Op, zeros, y, b, i);
+      ForwardRowAllBlocks<1, FWD_P_SMALL>(g, rows.data(), wp, Op, y, b, i);
   }
 }
 
 void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt) {
-  for (int64_t kk = 0; kk < g.kh * g.kw; ++kk)
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t o = 0; o < g.O; ++o)
-        wt[(kk * g.O + o) * Cp + c] = w[(kk * g.C + c) * g.O + o];
+  for (int64_t dh = 0; dh < g.kh; ++dh)
+    for (int64_t dw = 0; dw < g.kw; ++dw)
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t o = 0; o < g.O; ++o)
+          wt[((dh * g.kw + g.kw - 1 - dw) * g.O + o) * Cp + c] =
+              w[((dh * g.kw + dw) * g.C + c) * g.O + o];
+}
+
+void ColumnSumRows(const float* a, int64_t C, double* acc, int64_t begin, int64_t end) {
+  // Float partial sums over at most 64 rows, then added in double.
+  std::vector<float> part(C);
+  for (int64_t r0 = begin; r0 < end; r0 += 64) {
+    std::fill(part.begin(), part.end(), 0.0f);
+    const int64_t r1 = std::min(end, r0 + 64);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = a + r * C;
+#pragma GCC ivdep
+      for (int64_t c = 0; c < C; ++c) part[c] += row[c];
+    }
+    for (int64_t c = 0; c < C; ++c) acc[c] += part[c];
+  }
 }
 
 void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
-                   const float* dy, const float* zeros, float* dxq, int64_t begin,
-                   int64_t end) {
+                   const float* dy, const float* zeros, float* dxq, double* dy_sum,
+                   int64_t begin, int64_t end) {
   const int64_t ncv = Cp / VL;
+  if (g.s == 1) {
+    PaddedGradRows padded(g);
+    std::vector<const float*> drows(g.kh);
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t b = u / g.H, h = u % g.H;
+      for (int64_t dh = 0; dh < g.kh; ++dh) {
+        drows[dh] = padded.Fill(g, dy, b, h, dh);
+        // Output row i = h + pt - dh is visited from several input rows; it
+        // is summed from the first of them: dh == 0, or h == 0 when
+        // i + dh' - pt < 0 for every smaller dh'.
+        if (dy_sum != nullptr && drows[dh] != nullptr && (dh == 0 || h == 0)) {
+          const int64_t i = h + g.pt - dh;
+          ColumnSumRows(dy + (b * g.OH + i) * g.OW * g.O, g.O, dy_sum, 0, g.OW);
+        }
+      }
+      for (int64_t cv = 0; cv < ncv; ++cv)
+        InputGradRowS1<BWD_P>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
+    }
+    return;
+  }
   for (int64_t u = begin; u < end; ++u) {
     const int64_t b = u / g.H, h = u % g.H;
     for (int64_t cv = 0; cv < ncv; ++cv)
       for (int64_t r = 0; r < g.s; ++r)
         InputGradRow<BWD_P>(g, xq, Cp, wt, dy, zeros, dxq, b, h, r, cv);
+  }
+  if (dy_sum != nullptr) {
+    // Output rows whose first input row (i * s - pt clamped to 0) is in range.
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t b = u / g.H, h = u % g.H;
+      for (int64_t i = 0; i < g.OH; ++i)
+        if (std::max<int64_t>(i * g.s - g.pt, 0) == h)
+          ColumnSumRows(dy + (b * g.OH + i) * g.OW * g.O, g.O, dy_sum, 0, g.OW);
+    }
   }
 }
 

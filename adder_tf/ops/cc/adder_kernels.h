@@ -26,21 +26,29 @@ int VectorWidth();
 const char* IsaName();
 
 // Forward. PackForwardWeights writes w as (K, Op), Op = O rounded up to
-// VectorWidth(), zero filled, then one row of sum_k w ((K + 1) * Op floats
-// in all); ForwardRows computes output rows
-// [begin, end) of the flattened (B * OH) rows. zeros: C + VL zero floats.
+// VectorWidth(), zero filled, then one row of sum_k w and kh rows of the
+// sum over (kw, C) of min(0, w) (ForwardPackedRows(g) * Op floats in all);
+// ForwardRows computes output rows [begin, end) of the flattened (B * OH)
+// rows.
+int64_t ForwardPackedRows(const Geometry& g);
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
-void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
-                 const float* zeros, float* y, int64_t begin, int64_t end);
+void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
+                 int64_t begin, int64_t end);
 
-// Input gradient. PackInputGradWeights writes w as (kh, kw, O, Cp), Cp = C
-// rounded up to VectorWidth(); xq/dxq are (B, H, W, Cp), 64-byte aligned;
-// InputGradRows computes input rows [begin, end) of the flattened (B * H)
-// rows. zeros: O + VL zero floats.
+// Input gradient. PackInputGradWeights writes w as (kh, kw, O, Cp), the
+// kernel columns in reverse order, Cp = C rounded up to VectorWidth();
+// xq/dxq are (B, H, W, Cp), 64-byte aligned; InputGradRows computes input
+// rows [begin, end) of the flattened (B * H) rows. zeros: O + VL zero
+// floats. dy_sum (nullable, O doubles): adds the sums over positions of the
+// rows of dy that these input rows are the first to read, so that the
+// ranges of one call add up to sum dy over (B, OH, OW) (the filter
+// gradient's rank-one term) without another pass over dy.
 void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt);
 void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
-                   const float* dy, const float* zeros, float* dxq, int64_t begin,
-                   int64_t end);
+                   const float* dy, const float* zeros, float* dxq, double* dy_sum,
+                   int64_t begin, int64_t end);
+// acc[C] += the sums of the rows [begin, end) of the (rows, C) matrix a.
+void ColumnSumRows(const float* a, int64_t C, double* acc, int64_t begin, int64_t end);
 
 // PKKD's heads and feature loss, fused into single passes (float32 data,
 // float64 sums). Ranges are element indices [begin, end) for the maps and

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -104,13 +105,12 @@ class AdderConv2DOp : public OpKernel {
     const int64_t VL = VectorWidth();
     const int64_t K = g.kh * g.kw * g.C;
     const int64_t Op = RoundUp(g.O, VL);
-    Buffer wp((K + 1) * Op);
+    Buffer wp(ForwardPackedRows(g) * Op);
     PackForwardWeights(g, wt.flat<float>().data(), Op, wp.p);
-    Buffer zeros(g.C + VL);
     const float* x = xt.flat<float>().data();
     float* y = yt->flat<float>().data();
     auto work = [&](int64_t begin, int64_t end) {
-      ForwardRows(g, x, wp.p, Op, zeros.p, y, begin, end);
+      ForwardRows(g, x, wp.p, Op, y, begin, end);
     };
     const int64_t cost = std::max<int64_t>(g.OW * K * Op * 3, 1);
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
@@ -140,6 +140,10 @@ class AdderConv2DInputGradOp : public OpKernel {
                                 TensorShape({g.B, g.OH, g.OW, g.O}).DebugString()));
     Tensor* dxt = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, xt.shape(), &dxt));
+    Tensor* dy_sum_t = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({g.O}), &dy_sum_t));
+    float* dy_sum_out = dy_sum_t->flat<float>().data();
+    std::fill(dy_sum_out, dy_sum_out + g.O, 0.0f);
     if (dxt->NumElements() == 0) return;
     const int64_t VL = VectorWidth();
     const int64_t Cp = RoundUp(g.C, VL);
@@ -176,8 +180,14 @@ class AdderConv2DInputGradOp : public OpKernel {
       dxq = dxbuf->p;
       padded = true;
     }
+    // Each range sums its share of dy in double; the shares are added here.
+    std::vector<double> dy_sum(g.O, 0.0);
+    std::mutex dy_sum_mu;
     auto work = [&](int64_t begin, int64_t end) {
-      InputGradRows(g, xq, Cp, wtp.p, dy, zeros.p, dxq, begin, end);
+      std::vector<double> part(g.O, 0.0);
+      InputGradRows(g, xq, Cp, wtp.p, dy, zeros.p, dxq, part.data(), begin, end);
+      std::lock_guard<std::mutex> lock(dy_sum_mu);
+      for (int64_t o = 0; o < g.O; ++o) dy_sum[o] += part[o];
     };
     const int64_t taps = (g.kh * g.kw + g.s * g.s - 1) / (g.s * g.s);
     const int64_t cost = std::max<int64_t>(g.W * Cp * g.O * taps * 4, 1);
@@ -188,6 +198,7 @@ class AdderConv2DInputGradOp : public OpKernel {
       for (int64_t n = 0; n < npos; ++n)
         std::memcpy(dx + n * g.C, dxq + n * Cp, g.C * sizeof(float));
     }
+    for (int64_t o = 0; o < g.O; ++o) dy_sum_out[o] = static_cast<float>(dy_sum[o]);
   }
 
  private:
@@ -425,13 +436,16 @@ REGISTER_OP("AdderTfConv2DInputGrad")
     .Input("w: float")
     .Input("dy: float")
     .Output("dx: float")
+    .Output("dy_sum: float")
     .Attr("stride: int >= 1")
     .Attr("padding: {'SAME', 'VALID'}")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       c->set_output(0, c->input(0));
+      c->set_output(1, c->Vector(c->Dim(c->input(1), 3)));
       return tensorflow::OkStatus();
     })
-    .Doc("AdderNet input gradient: dx = sum_o clip(w - x, -1, 1) * dy, scattered to inputs.");
+    .Doc("AdderNet input gradient: dx = sum_o clip(w - x, -1, 1) * dy, scattered to inputs; "
+         "dy_sum = sum of dy over (batch, rows, columns), for the filter gradient.");
 
 class AdderBuildInfoOp : public OpKernel {
  public:
