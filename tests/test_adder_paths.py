@@ -84,15 +84,28 @@ CASES = [
     (1, 5, 4, 2, 3, 2, 2, "same"),      # even kernel
     (1, 6, 9, 32, 20, 3, 2, "same"),
     (1, 3, 3, 2, 2, 3, 1, "valid"),     # one output position
+    (1, 6, 7, 3, 4, 2, 1, "same"),      # even kernel, stride 1: padding on one side only
+    (1, 5, 6, 3, 4, (3, 2), 1, "same"), # kh != kw
+    (1, 6, 5, 2, 3, (1, 3), 2, "valid"),
+    (2, 7, 7, 3, 5, 5, 1, "same"),      # two padded rows at each edge
+    (1, 9, 9, 3, 4, 5, 2, "same"),      # several output rows read input row 0
+    (1, 3, 70, 3, 4, 3, 1, "same"),     # rows wider than 64 positions
+    (1, 2, 3, 2, 3, 5, 1, "same"),      # kernel larger than the input
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "b{}_{}x{}x{}_o{}_k{}s{}_{}".format(*c))
+def _case_id(c):
+    k = c[5] if isinstance(c[5], int) else "{}x{}".format(*c[5])
+    return "b{}_{}x{}x{}_o{}_k{}s{}_{}".format(*c[:5], k, *c[6:])
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_forward_and_gradients_match_numpy(backend, case):
     b, h, wd, c, o, k, s, padding = case
-    rng = np.random.default_rng(sum(case[:7]))
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(b + h + wd + c + o + kh * 10 + kw + s)
     x = rng.normal(size=(b, h, wd, c)).astype(np.float32) * 0.8
-    w = rng.normal(size=(k, k, c, o)).astype(np.float32)
+    w = rng.normal(size=(kh, kw, c, o)).astype(np.float32)
     y_np, dy, dx_np, dw_np = numpy_adder(
         x, w, lambda shape: rng.normal(size=shape).astype(np.float32), s, padding)
 
@@ -235,3 +248,19 @@ def test_missing_compiler_falls_back_to_reference(monkeypatch, tmp_path, caplog)
             adder_ops.set_backend("fast")
     finally:
         adder_ops.set_backend(previous)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_input_grad_op_sums_dy_once(stride):
+    """The compiled input-gradient op's second output is the sum of dy, which
+    the filter gradient uses; a row counted twice or skipped changes it."""
+    if not adder_ops.fast_available():
+        pytest.skip(f"fast adder op unavailable: {adder_fast.build_info()['error']}")
+    rng = np.random.default_rng(stride)
+    x = tf.constant(rng.normal(size=(3, 9, 11, 5)).astype(np.float32))
+    w = tf.constant(rng.normal(size=(5, 3, 5, 7)).astype(np.float32))
+    oh, ow = -(-9 // stride), -(-11 // stride)
+    dy = rng.normal(size=(3, oh, ow, 7)).astype(np.float32)
+    _, dy_sum = adder_fast.adder_input_grad_fast(x, w, tf.constant(dy), stride, "same")
+    np.testing.assert_allclose(dy_sum.numpy(), dy.astype(np.float64).sum(axis=(0, 1, 2)),
+                               rtol=1e-5, atol=1e-5)

@@ -299,7 +299,8 @@ def adder_forward_fast(x, w, stride, padding):
 
 
 def adder_input_grad_fast(x, w, dy, stride, padding):
-    """(dx, sum of dy over batch and positions): the op sums dy while it reads it."""
+    """(dx, sum of dy over batch and positions): the op sums dy as it goes
+    (at stride 1 while it reads each dy row; at larger strides in a pass of its own)."""
     dx, dy_sum = load(raise_on_error=True).adder_tf_conv2d_input_grad(
         x, w, dy, stride=int(stride), padding=padding.upper())
     return dx, dy_sum

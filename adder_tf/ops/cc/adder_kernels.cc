@@ -3,12 +3,20 @@
 // accumulators kept in registers, no im2col buffer.
 //   forward:    tile = P output positions of one row x NV vectors of c_out;
 //               inner loop over the K = kh*kw*c_in taps, w packed as (K, c_out);
-//               sum |x - w| = sum x + sum w - 2 sum min(x, w).
+//               sum |x - w| = sum x + sum w - 2 sum min(x, w). Each output
+//               row copies its kh input rows with their zero padding, so one
+//               kernel row's window is kw*c_in contiguous floats (one inner
+//               loop per kernel row); kernel rows wholly in the padding add
+//               a packed constant, the sum of min(0, w) over that row.
 //   input grad: gather form, tile = P input positions of one row (same
 //               column residue mod stride, so they share the valid kernel
 //               offsets) x one vector of c_in; inner loop over c_out, w packed
-//               as (kh, kw, c_out, c_in). Each input position is written by
-//               exactly one work item, so threads never race.
+//               as (kh, kw reversed, c_out, c_in). At stride 1 the dy rows are
+//               copied with their padding so a kernel row reads kw*c_out
+//               contiguous floats. Each input position is written by exactly
+//               one work item, so threads never race. The sum of dy over
+//               (batch, rows, columns), which the filter gradient needs,
+//               comes out of the same op, each dy row counted once.
 // This file includes no TensorFlow or Eigen header: it is compiled with the
 // best -march the CPU accepts, independently of what TensorFlow's headers
 // tolerate.

@@ -8,7 +8,8 @@
 // NHWC input, kernel (kh, kw, c_in, c_out), TensorFlow SAME/VALID padding
 // (zero padding: padded taps contribute |0 - w| to the forward, as in the
 // reference). The filter gradient is not here: it is a convolution's filter
-// gradient minus a rank-one term, which TensorFlow already does well.
+// gradient minus w times the sum of dy, which TensorFlow already does well;
+// the input-gradient op gives that sum of dy as its second output.
 //
 // The arithmetic lives in adder_kernels.cc, compiled separately with the
 // best -march the CPU accepts; this file only checks shapes, packs buffers
@@ -22,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "adder_kernels.h"
@@ -102,6 +104,10 @@ class AdderConv2DOp : public OpKernel {
     Tensor* yt = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({g.B, g.OH, g.OW, g.O}), &yt));
     if (yt->NumElements() == 0) return;
+    if (g.C == 0) {  // no input channels: every sum is empty
+      yt->flat<float>().setZero();
+      return;
+    }
     const int64_t VL = VectorWidth();
     const int64_t K = g.kh * g.kw * g.C;
     const int64_t Op = RoundUp(g.O, VL);
@@ -145,6 +151,10 @@ class AdderConv2DInputGradOp : public OpKernel {
     float* dy_sum_out = dy_sum_t->flat<float>().data();
     std::fill(dy_sum_out, dy_sum_out + g.O, 0.0f);
     if (dxt->NumElements() == 0) return;
+    if (g.O == 0) {  // no output channels: nothing flows back
+      dxt->flat<float>().setZero();
+      return;
+    }
     const int64_t VL = VectorWidth();
     const int64_t Cp = RoundUp(g.C, VL);
     const float* x = xt.flat<float>().data();
@@ -180,14 +190,15 @@ class AdderConv2DInputGradOp : public OpKernel {
       dxq = dxbuf->p;
       padded = true;
     }
-    // Each range sums its share of dy in double; the shares are added here.
-    std::vector<double> dy_sum(g.O, 0.0);
-    std::mutex dy_sum_mu;
+    // Each range sums its share of dy in double; the shares are added in
+    // row order afterwards, so the sum does not depend on which thread ends first.
+    std::vector<std::pair<int64_t, std::vector<double>>> parts;
+    std::mutex parts_mu;
     auto work = [&](int64_t begin, int64_t end) {
       std::vector<double> part(g.O, 0.0);
       InputGradRows(g, xq, Cp, wtp.p, dy, zeros.p, dxq, part.data(), begin, end);
-      std::lock_guard<std::mutex> lock(dy_sum_mu);
-      for (int64_t o = 0; o < g.O; ++o) dy_sum[o] += part[o];
+      std::lock_guard<std::mutex> lock(parts_mu);
+      parts.emplace_back(begin, std::move(part));
     };
     const int64_t taps = (g.kh * g.kw + g.s * g.s - 1) / (g.s * g.s);
     const int64_t cost = std::max<int64_t>(g.W * Cp * g.O * taps * 4, 1);
@@ -198,6 +209,10 @@ class AdderConv2DInputGradOp : public OpKernel {
       for (int64_t n = 0; n < npos; ++n)
         std::memcpy(dx + n * g.C, dxq + n * Cp, g.C * sizeof(float));
     }
+    std::sort(parts.begin(), parts.end());
+    std::vector<double> dy_sum(g.O, 0.0);
+    for (const auto& part : parts)
+      for (int64_t o = 0; o < g.O; ++o) dy_sum[o] += part.second[o];
     for (int64_t o = 0; o < g.O; ++o) dy_sum_out[o] = static_cast<float>(dy_sum[o]);
   }
 
