@@ -16,13 +16,13 @@ train_step: one SGD training step (forward, backward, apply) of the whole
          whole PKKD step (CNN teacher step + ANN student step with the heads
          and losses, alpha = beta = 10) against the CNN step.
 memory:  peak resident set size of the training step at batch 128, each
-         configuration in a fresh subprocess: ru_maxrss (Linux: the process's
-         high-water mark of RSS) after 3 steps minus the RSS right before the
-         first step (model, optimizer and batch already built). The delta is
-         what the step itself (tracing, activations kept for backward,
-         gradients, temporaries) adds on top. (The mark cannot be reset after
-         the first step to leave tracing and XLA's compiler out: freed memory
-         stays resident, so RSS does not come down after it.)
+         configuration in a fresh subprocess: VmHWM (the process's high-water
+         mark of RSS, reset just before the first step) after 3 steps minus
+         the RSS right before the first step (model, optimizer and batch
+         already built). The delta is what the step itself (tracing,
+         activations kept for backward, gradients, temporaries) adds on top.
+         (Tracing and XLA's compiler are inside it: freed memory stays
+         resident, so RSS does not come down after the first step.)
 xla:     the ANN and PKKD ResNet-20 steps at batch 128 compiled with XLA
          (jit_compile=True: the adder layers take the XLA form of the portable
          path, `adder_tf.ops.adder_xla`) against the same steps without XLA
