@@ -67,13 +67,33 @@ def test_loaded_library_is_as_wide_as_the_cpu():
 
 
 def test_a_failed_target_falls_back_loudly(tmp_path):
-    """First target broken on purpose: the next one is used and one warning line says why."""
+    """First target broken on purpose: the next one is used and one warning line says why.
+    The baseline library's kernels (a narrower vector width than the machine's) must
+    still give the reference path's forward and gradients."""
     _need_compiler()
     script = textwrap.dedent("""
         import json
-        from adder_tf.ops import adder_fast
+        import numpy as np
+        import tensorflow as tf
+        from adder_tf.ops import adder_fast, adder_reference
         adder_fast.load(raise_on_error=True,
                         targets=[("broken", ["-march=not-a-cpu"]), ("baseline", [])])
+        rng = np.random.default_rng(0)
+        for shape, kernel, stride in [((2, 7, 6, 5), (3, 3, 5, 9), 1),
+                                      ((1, 8, 9, 3), (3, 2, 3, 4), 2),
+                                      ((1, 5, 5, 2), (5, 5, 2, 3), 1)]:
+            x = tf.constant(rng.normal(size=shape).astype(np.float32))
+            w = tf.constant(rng.normal(size=kernel).astype(np.float32))
+            outs = []
+            for conv in (adder_fast.adder_conv2d_fast, adder_reference.adder_conv2d_reference):
+                with tf.GradientTape() as tape:
+                    tape.watch([x, w])
+                    y = conv(x, w, stride, "same")
+                    loss = tf.reduce_sum(y * tf.sin(y))
+                outs.append([y] + tape.gradient(loss, [x, w]))
+            for a, b in zip(*outs):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4,
+                                           atol=1e-4 * float(np.abs(b.numpy()).max()))
         print(json.dumps(adder_fast.build_info()))
     """)
     env = dict(os.environ, ADDER_TF_CACHE=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="3")
