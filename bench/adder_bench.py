@@ -14,9 +14,11 @@ layers:  forward+backward (grads w.r.t. input and kernel) of one layer, inside
 headline: the worst (largest) fast-path ratio over the three stage shapes at
          batch 32.
 train_step: one SGD training step (forward, backward, apply) of the whole
-         ResNet-20, ANN vs CNN, median of repeated runs; at batch 128 also a
-         whole PKKD step (CNN teacher step + ANN student step with the heads
-         and losses, alpha = beta = 10) against the CNN step.
+         ResNet-20, ANN vs CNN; at batch 128 also whole KD and PKKD steps (CNN
+         teacher step + ANN student step, with the heads and feature loss for
+         PKKD, alpha = beta = 10). Each step against the CNN step in rounds of
+         its own (two steps a round), PKKD against KD for the heads' share;
+         ratios are medians over rounds, cnn_ms the median over all pairs.
 memory:  peak resident set size of the training step at batch 128, each
          configuration in a fresh subprocess: VmHWM (the process's high-water
          mark of RSS, reset just before the first step) after 3 steps minus
@@ -68,21 +70,28 @@ STAGES = SHAPES[:3]
 
 
 def cpu_model():
-    """The CPU's model name and its vector flags, from /proc/cpuinfo."""
-    name, flags = platform.processor() or platform.machine(), set()
+    """The CPU's model name, family / model / stepping (x86) or implementer / part
+    (ARM), and its vector flags, from /proc/cpuinfo: a model name such as
+    "Intel(R) Xeon(R) Processor" alone does not say which CPU it is."""
+    name, flags, ids = platform.processor() or platform.machine(), set(), {}
+    id_keys = {"cpu family": "family", "model": "model_number", "stepping": "stepping",
+               "CPU implementer": "implementer", "CPU part": "part"}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and name in ("", platform.machine()):
+                key = key.strip()
+                if key == "model name" and name in ("", platform.machine()):
                     name = value.strip()
-                elif key.strip() in ("flags", "Features") and not flags:
+                elif key in ("flags", "Features") and not flags:
                     flags = set(value.split())
+                elif key in id_keys and id_keys[key] not in ids:
+                    ids[id_keys[key]] = value.strip()
     except OSError:
         pass
     wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_fp16", "amx_tile",
               "asimd", "sve")
-    return {"model": name, "vector_flags": [f for f in wanted if f in flags]}
+    return {"model": name, **ids, "vector_flags": [f for f in wanted if f in flags]}
 
 
 def progress(*a):
@@ -163,15 +172,14 @@ def bench_layers(batches, reps, with_reference):
                 with adder_ops.use_backend(path):
                     step = layer_step(adder, x)
                     step.get_concrete_function(x)   # trace under this backend
-                # Each path against conv in rounds of its own: the plain-TF
-                # path, 40-70x slower and allocating gigabytes, slowed the conv
-                # that ran right after it by up to 25% when all three shared a
-                # round, which flattered the compiled path's ratio.
+                # Each path against conv in rounds of its own: with the plain-TF
+                # path (40-70x slower, gigabytes of temporaries) in the same
+                # round, the compiled path's ratios came out 0.04-0.40 lower.
                 times, ratios, _ = interleaved(
                     {"conv": lambda: conv_step(x), path: lambda: step(x)},
                     reps if path == "fast" else max(3, reps // 3))
-                if path == "fast":
-                    row["conv_ms"] = 1e3 * times["conv"]
+                row["conv_ms" if path == "fast" else "conv_ms_reference_rounds"] = (
+                    1e3 * times["conv"])
                 row[f"adder_{path}_ms"] = 1e3 * times[path]
                 row[f"ratio_{path}"] = ratios[path]
             rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
@@ -229,8 +237,10 @@ def make_distill_step(batch, method="pkkd", jit_compile=False):
 
 
 def bench_train_step(batches, reps, with_reference, with_pkkd=False):
-    """CNN, ANN (and KD, PKKD) steps interleaved round by round; the plain-TF path,
-    30-40x slower, apart."""
+    """ANN (and KD, PKKD) steps, each against the CNN step in rounds of its own,
+    and PKKD against KD for the heads' share; the plain-TF path, 30-40x slower,
+    apart. Two steps per round: each follows the other equally often (with three
+    or more per round, one step always ran right after the heaviest)."""
     rows = []
     for batch in batches:
         row = {"batch": batch}
@@ -243,12 +253,16 @@ def bench_train_step(batches, reps, with_reference, with_pkkd=False):
         if with_pkkd:
             for method in ("kd", "pkkd"):
                 fns[method] = make_distill_step(batch, method)
-        times, ratios, rounds = interleaved(fns, reps)
-        row.update({f"{k}_ms": 1e3 * v for k, v in times.items()})
-        row["ratio_fast"] = ratios["ann_fast"]
+        cnn_rounds = []
+        for key in [k for k in fns if k != "cnn"]:
+            times, ratios, rounds = interleaved({"cnn": fns["cnn"], key: fns[key]}, reps)
+            row[f"{key}_ms"] = 1e3 * times[key]
+            row["ratio_fast" if key == "ann_fast" else f"ratio_{key}"] = ratios[key]
+            cnn_rounds += rounds["cnn"]
+        row["cnn_ms"] = 1e3 * statistics.median(cnn_rounds)
         if with_pkkd:
-            row["ratio_kd"], row["ratio_pkkd"] = ratios["kd"], ratios["pkkd"]
             # per round, so that the difference of two drifting times is not read off
+            _, _, rounds = interleaved({"kd": fns["kd"], "pkkd": fns["pkkd"]}, reps)
             row["heads_and_feature_loss_ms"] = 1e3 * statistics.median(
                 [p - k for p, k in zip(rounds["pkkd"], rounds["kd"])])
         if with_reference:
@@ -414,7 +428,10 @@ def main():
                 "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
                 "fast_op_build_s_this_run": info["build_seconds"],
-                "reps": {"layers": layer_reps, "train_step": max(3, reps // 3)},
+                "rounds": {"layers": layer_reps, "layers_reference": max(3, layer_reps // 3),
+                           "train_step_batch_32" if a.quick else "train_step": max(3, reps // 3),
+                           **({"train_step_batch_128": 9} if a.quick else {}),
+                           "xla": 3 if a.quick else 5},
                 "statistic": "median; ratios: median over rounds of side-by-side runs"},
     }
     ref = not a.no_reference

@@ -1,0 +1,85 @@
+// The adder kernels alone, outside TensorFlow: forward and input-gradient
+// throughput on ResNet-20's stage shapes, one and two threads (each thread
+// an equal range of rows), best of 7. What the kernels can do on this CPU
+// with nothing of TF's around them (thread pool, allocator, other ops).
+//
+//   g++ -O3 -march=native -ffp-contract=fast -pthread -Iadder_tf/ops/cc \
+//       bench/kernels_alone.cc adder_tf/ops/cc/adder_kernels.cc -o /tmp/kernels_alone
+//   /tmp/kernels_alone 128        # batch; prints one JSON object per line
+//
+// Throughput in G terms/s, one term being one (position, tap, c_in, c_out).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "adder_kernels.h"
+
+using adder_tf::Geometry;
+
+namespace {
+
+// 64-byte aligned floats (the input-gradient kernel loads whole vectors).
+struct Floats {
+  float* p;
+  explicit Floats(size_t n) : p(static_cast<float*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64))) {}
+  ~Floats() { std::free(p); }
+};
+
+template <class Fn>
+double BestSeconds(int threads, int64_t rows, Fn fn) {
+  double best = 1e9;
+  for (int rep = 0; rep < 7; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i)
+      pool.emplace_back([&, i] { fn(rows * i / threads, rows * (i + 1) / threads); });
+    for (auto& t : pool) t.join();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t B = argc > 1 ? std::atoi(argv[1]) : 128;
+  struct Shape { const char* name; int64_t H, C, O; };
+  const Shape shapes[] = {{"stage1_32x32x16_16_k3s1", 32, 16, 16},
+                          {"stage2_16x16x32_32_k3s1", 16, 32, 32},
+                          {"stage3_8x8x64_64_k3s1", 8, 64, 64}};
+  std::mt19937 gen(0);
+  std::normal_distribution<float> normal;
+  for (const Shape& sh : shapes) {
+    const Geometry g{B, sh.H, sh.H, sh.C, sh.O, 3, 3, 1, sh.H, sh.H, 1, 1};
+    const int64_t VL = adder_tf::VectorWidth();
+    const int64_t Op = (g.O + VL - 1) / VL * VL, Cp = (g.C + VL - 1) / VL * VL;
+    const size_t nx = B * g.H * g.W * Cp, ny = B * g.OH * g.OW * g.O;
+    Floats x(nx), dx(nx), y(ny), dy(ny), w(9 * g.C * g.O);
+    Floats wp(adder_tf::ForwardPackedRows(g) * Op), wt(9 * g.O * Cp), zeros(g.O + VL);
+    for (size_t i = 0; i < nx; ++i) x.p[i] = normal(gen);
+    for (size_t i = 0; i < ny; ++i) dy.p[i] = normal(gen);
+    for (int64_t i = 0; i < 9 * g.C * g.O; ++i) w.p[i] = 0.1f * normal(gen);
+    std::fill(zeros.p, zeros.p + g.O + VL, 0.0f);
+    adder_tf::PackForwardWeights(g, w.p, Op, wp.p);
+    adder_tf::PackInputGradWeights(g, w.p, Cp, wt.p);
+    const double terms = static_cast<double>(B) * g.OH * g.OW * 9 * g.C * g.O;
+    for (int threads : {1, 2}) {
+      const double fwd = BestSeconds(threads, B * g.OH, [&](int64_t b, int64_t e) {
+        adder_tf::ForwardRows(g, x.p, wp.p, Op, y.p, b, e);
+      });
+      const double bin = BestSeconds(threads, B * g.H, [&](int64_t b, int64_t e) {
+        std::vector<double> dy_sum(g.O, 0.0);
+        adder_tf::InputGradRows(g, x.p, Cp, wt.p, dy.p, zeros.p, dx.p, dy_sum.data(), b, e);
+      });
+      std::printf("{\"shape\": \"%s\", \"batch\": %lld, \"isa\": \"%s\", \"threads\": %d, "
+                  "\"forward_g_terms_s\": %.1f, \"input_grad_g_terms_s\": %.1f}\n",
+                  sh.name, static_cast<long long>(B), adder_tf::IsaName(), threads,
+                  terms / fwd / 1e9, terms / bin / 1e9);
+    }
+  }
+  return 0;
+}
