@@ -1,6 +1,10 @@
 """Speed and memory of AdderConv2D against keras Conv2D, on this machine.
 
-    python bench/adder_bench.py [--quick] [--skip_memory] [--skip_step] [--skip_layers] [--skip_xla]
+    python bench/adder_bench.py [--quick] [--reps N] [--no_reference]
+                                [--skip_layers] [--skip_step] [--skip_memory] [--skip_xla]
+
+(--reps sets the layer rounds and the batch-32 step rounds; the batch-128
+steps with --quick take 9 rounds, the XLA steps 3, or 5 without --quick.)
 
 Prints one JSON object on stdout (progress goes to stderr).
 
@@ -14,11 +18,14 @@ layers:  forward+backward (grads w.r.t. input and kernel) of one layer, inside
 headline: the worst (largest) fast-path ratio over the three stage shapes at
          batch 32.
 train_step: one SGD training step (forward, backward, apply) of the whole
-         ResNet-20, ANN vs CNN; at batch 128 also whole KD and PKKD steps (CNN
+         ResNet-20, ANN vs CNN; also whole KD and PKKD steps (CNN
          teacher step + ANN student step, with the heads and feature loss for
-         PKKD, alpha = beta = 10). Each step against the CNN step in rounds of
-         its own (two steps a round), PKKD against KD for the heads' share;
-         ratios are medians over rounds, cnn_ms the median over all pairs.
+         PKKD, alpha = beta = 10; at batch 128 with --quick, at both batches
+         without). Each step against the CNN step in rounds of its own (two
+         steps a round), PKKD against KD for the heads' share; ratios are
+         medians over rounds, cnn_ms the median over all pairs. The plain-TF
+         ANN step (ratio_reference) is timed apart and its ratio is a quotient
+         of medians.
 memory:  peak resident set size of the training step at batch 128, each
          configuration in a fresh subprocess: VmHWM (the process's high-water
          mark of RSS, reset just before the first step) after 3 steps minus
@@ -31,7 +38,8 @@ xla:     the ANN and PKKD ResNet-20 steps at batch 128 compiled with XLA
          (jit_compile=True: the adder layers take the XLA form of the portable
          path, `adder_tf.ops.adder_xla`) against the same steps without XLA
          (compiled adder op), each pair side by side round by round;
-         first-call (trace + XLA compile) seconds; and each step's peak memory
+         first-call seconds (XLA's compile; for pkkd and pkkd_xla the trace
+         too, the ANN steps being traced beforehand); and each step's peak memory
          as above (fresh subprocess per configuration, VmHWM, XLA's compiler
          included). Each child also records
          tf.config.experimental.get_memory_info('CPU:0'): TF's allocator, from
@@ -89,8 +97,8 @@ def cpu_model():
                     ids[id_keys[key]] = value.strip()
     except OSError:
         pass
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_fp16", "amx_tile",
-              "asimd", "sve")
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16",
+              "avx512_fp16", "amx_tile", "asimd", "sve")
     return {"model": name, **ids, "vector_flags": [f for f in wanted if f in flags]}
 
 
@@ -174,7 +182,8 @@ def bench_layers(batches, reps, with_reference):
                     step.get_concrete_function(x)   # trace under this backend
                 # Each path against conv in rounds of its own: with the plain-TF
                 # path (40-70x slower, gigabytes of temporaries) in the same
-                # round, the compiled path's ratios came out 0.04-0.40 lower.
+                # round, the compiled path's ratios came out 0.04-0.40 lower
+                # than without it (Intel 167, the same code back to back).
                 times, ratios, _ = interleaved(
                     {"conv": lambda: conv_step(x), path: lambda: step(x)},
                     reps if path == "fast" else max(3, reps // 3))
@@ -238,8 +247,8 @@ def make_distill_step(batch, method="pkkd", jit_compile=False):
 
 def bench_train_step(batches, reps, with_reference, with_pkkd=False):
     """ANN (and KD, PKKD) steps, each against the CNN step in rounds of its own,
-    and PKKD against KD for the heads' share; the plain-TF path, 30-40x slower,
-    apart. Two steps per round: each follows the other equally often (with three
+    and PKKD against KD for the heads' share; the plain-TF path, 25-30x slower,
+    apart (its ratio a quotient of medians). Two steps per round: each follows the other equally often (with three
     or more per round, one step always ran right after the heaviest)."""
     rows = []
     for batch in batches:
