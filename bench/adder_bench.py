@@ -248,8 +248,9 @@ def make_distill_step(batch, method="pkkd", jit_compile=False):
 def bench_train_step(batches, reps, with_reference, with_pkkd=False):
     """ANN (and KD, PKKD) steps, each against the CNN step in rounds of its own,
     and PKKD against KD for the heads' share; the plain-TF path, 25-30x slower,
-    apart (its ratio a quotient of medians). Two steps per round: each follows the other equally often (with three
-    or more per round, one step always ran right after the heaviest)."""
+    apart (its ratio a quotient of medians). Two steps per round: each follows
+    the other equally often (with three or more per round, one step always ran
+    right after the heaviest)."""
     rows = []
     for batch in batches:
         row = {"batch": batch}
@@ -425,6 +426,10 @@ def main():
 
     reps = a.reps or (5 if a.quick else 15)
     layer_reps = a.reps or (15 if a.quick else 31)     # milliseconds each: cheap
+    rounds = {"layers": layer_reps, "layers_reference": max(3, layer_reps // 3),
+              "train_step": max(3, reps // 3), "xla": 3 if a.quick else 5}
+    if a.quick:   # batch 32 at `train_step` rounds, batch 128 (with KD and PKKD) at 9
+        rounds["train_step_batch_128"] = 9
     t0 = time.perf_counter()
     adder_ops.load_fast_library()
     info = adder_ops.adder_fast.build_info()
@@ -437,10 +442,7 @@ def main():
                 "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
                 "fast_op_build_s_this_run": info["build_seconds"],
-                "rounds": {"layers": layer_reps, "layers_reference": max(3, layer_reps // 3),
-                           "train_step_batch_32" if a.quick else "train_step": max(3, reps // 3),
-                           **({"train_step_batch_128": 9} if a.quick else {}),
-                           "xla": 3 if a.quick else 5},
+                "rounds": rounds,
                 "statistic": "median; ratios: median over rounds of side-by-side runs"},
     }
     ref = not a.no_reference
@@ -456,13 +458,14 @@ def main():
             result["headline"]["ratio_reference_same_shape"] = worst["ratio_reference"]
     if not a.skip_step:
         result["train_step"] = bench_train_step([32] if a.quick else [32, 128],
-                                                max(3, reps // 3), ref, with_pkkd=not a.quick)
+                                                rounds["train_step"], ref, with_pkkd=not a.quick)
         if a.quick:
-            result["train_step"] += bench_train_step([128], 9, False, with_pkkd=True)
+            result["train_step"] += bench_train_step([128], rounds["train_step_batch_128"],
+                                                     False, with_pkkd=True)
     if not a.skip_memory:
         result["memory"] = bench_memory(128, ref and not a.quick)
     if not a.skip_xla:
-        result["xla"] = bench_xla(128, 3 if a.quick else 5, with_memory=not a.skip_memory)
+        result["xla"] = bench_xla(128, rounds["xla"], with_memory=not a.skip_memory)
     result["bench_seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))
 

@@ -20,13 +20,22 @@ from adder_tf.ops import adder_fast
 BACKENDS = ["reference", "fast"]
 
 
+def _need_fast():
+    """Skip, naming the reason, where the compiled op cannot be built; fail
+    instead with ADDER_TF_REQUIRE_FAST=1 (where it must be)."""
+    if adder_ops.fast_available():
+        return
+    reason = f"fast adder op unavailable: {adder_fast.build_info()['error']}"
+    if os.environ.get("ADDER_TF_REQUIRE_FAST") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     name = request.param
-    if name == "fast" and not adder_ops.fast_available():
-        if os.environ.get("ADDER_TF_REQUIRE_FAST") == "1":
-            pytest.fail(f"fast adder op unavailable: {adder_fast.build_info()['error']}")
-        pytest.skip(f"fast adder op unavailable: {adder_fast.build_info()['error']}")
+    if name == "fast":
+        _need_fast()
     previous = adder_ops.get_backend()
     adder_ops.set_backend(name)
     yield name
@@ -196,8 +205,7 @@ def _model_loss_and_grads(path):
 
 
 def test_whole_resnet8_same_loss_and_gradients_on_both_paths():
-    if not adder_ops.fast_available():
-        pytest.skip(f"fast adder op unavailable: {adder_fast.build_info()['error']}")
+    _need_fast()
     loss_r, grads_r, names, ops_r = _model_loss_and_grads("reference")
     loss_f, grads_f, names_f, ops_f = _model_loss_and_grads("fast")
     assert names == names_f
@@ -254,11 +262,7 @@ def test_missing_compiler_falls_back_to_reference(monkeypatch, tmp_path, caplog)
 def test_input_grad_op_sums_dy_once(stride):
     """The compiled input-gradient op's second output is the sum of dy, which
     the filter gradient uses; a row counted twice or skipped changes it."""
-    if not adder_ops.fast_available():
-        reason = f"fast adder op unavailable: {adder_fast.build_info()['error']}"
-        if os.environ.get("ADDER_TF_REQUIRE_FAST") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    _need_fast()
     rng = np.random.default_rng(stride)
     x = tf.constant(rng.normal(size=(3, 9, 11, 5)).astype(np.float32))
     w = tf.constant(rng.normal(size=(5, 3, 5, 7)).astype(np.float32))

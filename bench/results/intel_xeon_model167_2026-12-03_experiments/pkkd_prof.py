@@ -18,7 +18,6 @@ for plane in xs.planes:
     if not plane.name.startswith("/host:CPU"): continue
     md = plane.event_metadata
     for line in plane.lines:
-        if "tf_Compute" not in line.name and "TF" not in line.name and "Eigen" not in line.name and "pool" not in line.name.lower(): pass
         for ev in line.events:
             name = md[ev.metadata_id].name
             tot[(line.name, name)] += ev.duration_ps / 1e9 / 3
