@@ -100,6 +100,11 @@ CASES = [
     (1, 9, 9, 3, 4, 5, 2, "same"),      # several output rows read input row 0
     (1, 3, 70, 3, 4, 3, 1, "same"),     # rows wider than 64 positions
     (1, 2, 3, 2, 3, 5, 1, "same"),      # kernel larger than the input
+    # c_in * stride = 16 and c_out <= 16: the 16-position forward tile
+    (1, 4, 21, 16, 16, 3, 1, "same"),   # a full tile and a partial one
+    (2, 5, 18, 16, 5, 3, 1, "same"),    # two images, c_out below a vector
+    (2, 9, 11, 8, 12, 3, 2, "same"),    # stride 2
+    (1, 7, 17, 16, 16, 5, 1, "same"),   # five kernel rows, two padded at each edge
 ]
 
 
