@@ -12,11 +12,13 @@
 //   fma            1 op  (a convolution's inner loop)
 //   min_add        2 ops (the adder forward: |x - w| = x + w - 2 min(x, w))
 //   add_range_fma  3 ops (the adder input gradient: clip(w - x) * dy)
-//   forward_loop   the adder forward's stage-1 inner loop as g++ compiles
-//                  it (8 positions x 16 channels: one weight load, 8 broadcast
+//   forward_loop   the adder forward's stage-1 inner loop as g++ compiled
+//                  it for the 8-position tile used before the 16-position one
+//                  (8 positions x 16 channels: one weight load, 8 broadcast
 //                  loads, 8 min, 8 add per tap), loads from L1, 48 taps a pass
 // 12 independent accumulators each (8 for forward_loop, as in the kernel).
-// G terms/s = 16 lanes x terms per second, summed over the threads; best of 5.
+// G terms/s = 16 lanes x terms per second, summed over the threads; best of 5
+// timings. The clock is not read (no counters): the rates are what they are.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -29,6 +31,12 @@ namespace {
                     "zmm9", "zmm10", "zmm11"
 #define CLOBBER_X "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", \
                   "zmm20", "zmm21", "zmm22", "zmm23"
+// Accumulators start at 0 and inputs at 1.0 (set from zmm24 after it is
+// loaded), so no lane holds a denormal or NaN left over from elsewhere.
+#define Z(a) "vxorps %%zmm" #a ", %%zmm" #a ", %%zmm" #a "\n\t"
+#define ZERO_ACC Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7) Z(8) Z(9) Z(10) Z(11)
+#define O(x) "vmovaps %%zmm24, %%zmm" #x "\n\t"
+#define ONE_X O(12) O(13) O(14) O(15) O(16) O(17) O(18) O(19) O(20) O(21) O(22) O(23)
 #define FMA(a) "vfmadd231ps %%zmm24, %%zmm26, %%zmm" #a "\n\t"
 #define MINADD(a, x, t) "vminps %%zmm" #x ", %%zmm24, %%zmm" #t "\n\t" \
                         "vaddps %%zmm" #t ", %%zmm" #a ", %%zmm" #a "\n\t"
@@ -49,13 +57,13 @@ constexpr int64_t kTermsPerIter[4] = {12, 12, 12, 8 * kTaps};
 
 void Run(int mix, int64_t iters) {
   if (mix == 0) {
-    asm volatile("vbroadcastss %[one], %%zmm26\n\tvmovaps %%zmm26, %%zmm24\n\t"
+    asm volatile("vbroadcastss %[one], %%zmm26\n\tvmovaps %%zmm26, %%zmm24\n\t" ZERO_ACC
                  "1:\n\t" FMA(0) FMA(1) FMA(2) FMA(3) FMA(4) FMA(5) FMA(6) FMA(7) FMA(8)
                  FMA(9) FMA(10) FMA(11) "dec %[n]\n\tjnz 1b\n\t"
                  : [n] "+r"(iters) : [one] "m"(kOne)
                  : CLOBBER_ACC, "zmm24", "zmm26", "cc");
   } else if (mix == 1) {
-    asm volatile("vbroadcastss %[one], %%zmm24\n\t"
+    asm volatile("vbroadcastss %[one], %%zmm24\n\t" ZERO_ACC ONE_X
                  "1:\n\t" MINADD(0, 12, 27) MINADD(1, 13, 28) MINADD(2, 14, 29)
                  MINADD(3, 15, 30) MINADD(4, 16, 31) MINADD(5, 17, 27) MINADD(6, 18, 28)
                  MINADD(7, 19, 29) MINADD(8, 20, 30) MINADD(9, 21, 31) MINADD(10, 22, 27)
@@ -65,7 +73,7 @@ void Run(int mix, int64_t iters) {
                    "zmm31", "cc");
   } else if (mix == 2) {
     asm volatile("vbroadcastss %[one], %%zmm26\n\tvmovaps %%zmm26, %%zmm24\n\t"
-                 "vmovaps %%zmm26, %%zmm25\n\t"
+                 "vmovaps %%zmm26, %%zmm25\n\t" ZERO_ACC ONE_X
                  "1:\n\t" ARF(0, 12, 27) ARF(1, 13, 28) ARF(2, 14, 29) ARF(3, 15, 30)
                  ARF(4, 16, 31) ARF(5, 17, 27) ARF(6, 18, 28) ARF(7, 19, 29) ARF(8, 20, 30)
                  ARF(9, 21, 31) ARF(10, 22, 27) ARF(11, 23, 28) "dec %[n]\n\tjnz 1b\n\t"
@@ -75,6 +83,7 @@ void Run(int mix, int64_t iters) {
   } else {
     for (int64_t it = 0; it < iters; ++it) {
       asm volatile("xor %%rax, %%rax\n\tmov %[w], %%rdx\n\t"
+                   Z(16) Z(17) Z(18) Z(19) Z(20) Z(21) Z(22) Z(23)
                    "1:\n\t"
                    "vmovaps (%%rdx), %%zmm25\n\tadd $64, %%rdx\n\t"
                    BMA(0, 16) BMA(1, 17) BMA(2, 18) BMA(3, 19) BMA(4, 20) BMA(5, 21)

@@ -105,6 +105,9 @@ CASES = [
     (2, 5, 18, 16, 5, 3, 1, "same"),    # two images, c_out below a vector
     (2, 9, 11, 8, 12, 3, 2, "same"),    # stride 2
     (1, 7, 17, 16, 16, 5, 1, "same"),   # five kernel rows, two padded at each edge
+    (1, 2, 20, 16, 16, 5, 1, "same"),   # more kernel rows than input rows
+    (1, 3, 40, 8, 16, 3, 2, "same"),    # stride 2, a full tile and a partial one
+    (2, 3, 17, 16, 16, 1, 1, "same"),   # 1x1: one kernel row, no padding
 ]
 
 
