@@ -9,25 +9,15 @@ With --inter_op 1 the executor runs one op at a time, so an op's duration is
 its own time on both intra-op threads; by default ops overlap and durations
 include waiting for threads that another op holds.
 """
-import argparse
 import collections
 import glob
-import os
 import re
-import sys
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-sys.path[:0] = [os.path.join(ROOT, "bench"), ROOT]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from inter_op_setup import inter_op_from_argv
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--inter_op", type=int, default=0)
-args = parser.parse_args()
+INTER_OP = inter_op_from_argv()
 
 import tensorflow as tf  # noqa: E402
-
-if args.inter_op:
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 from adder_bench import make_train_step  # noqa: E402
@@ -44,7 +34,8 @@ def profile(flavour):
     for _ in range(3):
         step(x, y)
     logdir = f"/tmp/step_ops_{flavour}"
-    tf.io.gfile.rmtree(logdir) if tf.io.gfile.exists(logdir) else None
+    if tf.io.gfile.exists(logdir):
+        tf.io.gfile.rmtree(logdir)
     tf.profiler.experimental.start(logdir)
     for _ in range(STEPS):
         step(x, y).numpy()
@@ -76,7 +67,7 @@ for flavour in ("conv", "adder"):
         stage = re.search(r"(stage\d)_", op)
         table[(KINDS[kind], stage.group(1) if stage else "unnamed")] += ms
     busy = per_op.get("ExecutorState::Process", float("nan"))
-    print(f"{flavour}: executor busy {busy:.1f} ms/step (inter_op={args.inter_op or 'default'})")
+    print(f"{flavour}: executor busy {busy:.1f} ms/step (inter_op={INTER_OP or 'default'})")
     for key in sorted(table):
         print(f"  {key[0]:12s} {key[1]:8s} {table[key]:7.2f} ms")
     grads = sorted(ms for name, ms in per_op.items() if name.endswith(":AdderTfConv2DInputGrad"))
