@@ -1,6 +1,6 @@
 """Per-op times inside whole ResNet-20 training steps (batch 128), CNN and ANN.
 
-    python bench/results/intel_xeon_model167_2026-12-03_peak/step_ops.py [--inter_op N]
+    python bench/experiments/step_ops.py [--inter_op N]
 
 TF profiler over 5 steps after warm-up; per step, the summed duration of
 each op type's events, split by ResNet stage where the op's name says it

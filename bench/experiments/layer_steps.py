@@ -1,11 +1,6 @@
 """Shared set-up of the layer experiments here: a batch and the fwd+bwd steps of a
 3x3 Conv2D and of an AdderConv2D on the compiled path (bench/adder_bench.layer_step)."""
-import os
-import sys
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-sys.path[:0] = [os.path.join(ROOT, "bench"), ROOT]
-
+import paths  # noqa: F401  (the repository and bench/ on sys.path)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

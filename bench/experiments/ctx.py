@@ -1,3 +1,5 @@
+"""One layer's fwd+bwd, conv and adder, timed in blocks and alternated (order within a round).
+Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
 import statistics
 import time
 

@@ -1,5 +1,7 @@
+"""TF profiler over whole distillation steps at batch 128 (`python pkkd_prof.py [pkkd|kd]`): time per op,
+the heads' ops apart. Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
 import sys, os, glob, collections, time
-ROOT = __import__("os").path.abspath(__file__ + "/../../../.."); sys.path[:0] = [ROOT + "/bench", ROOT]
+import paths  # noqa: F401  (the repository and bench/ on sys.path)
 import tensorflow as tf
 from adder_bench import make_distill_step
 from tensorflow.tsl.profiler.protobuf import xplane_pb2

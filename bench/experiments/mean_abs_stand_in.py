@@ -2,9 +2,8 @@
 the cost a fused one-pass op would have (|mean z|: one read, no abs pass; the
 value is wrong, only the time matters), against the current steps, 9 pairs a
 run, order alternated."""
-import sys, os, statistics, time
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-sys.path[:0] = [os.path.join(ROOT, "bench"), ROOT]
+import statistics, time
+import paths  # noqa: F401  (the repository and bench/ on sys.path)
 from adder_bench import make_distill_step, _block
 from adder_tf.layers import kernels as K
 from keras import ops

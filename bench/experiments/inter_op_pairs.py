@@ -1,7 +1,7 @@
 """ANN / CNN whole ResNet-20 steps at batch 128, in pairs (9 rounds, 3 runs),
 with TensorFlow's default inter-op threads or with one op at a time.
 
-    python bench/results/intel_xeon_model167_2026-12-03_peak/inter_op_pairs.py [--inter_op 1]
+    python bench/experiments/inter_op_pairs.py [--inter_op 1]
 """
 from inter_op_setup import inter_op_from_argv
 

@@ -1,5 +1,7 @@
-import os, glob, collections, statistics, sys
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
+"""TF profiler over the stage-1 forward at batch 128: the adder op alone, then the conv alone.
+Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
+import os, glob, collections, statistics
+import paths  # noqa: F401  (the repository and bench/ on sys.path)
 import numpy as np, tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 from adder_tf.ops import adder_fast

@@ -2,12 +2,8 @@
 on the path, and `--inter_op N` applied to TensorFlow before any op runs
 (0: TensorFlow's default)."""
 import argparse
-import os
-import sys
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-sys.path[:0] = [os.path.join(ROOT, "bench"), ROOT]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import paths  # noqa: F401  (the repository and bench/ on sys.path)
 
 
 def inter_op_from_argv():
