@@ -1,0 +1,93 @@
+"""The benchmark tables in README.md and docs/ agree with the committed data they name
+(bench/report.py writes them between `<!-- table ... -->` comments)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+REPORT = os.path.join(ROOT, "bench", "report.py")
+MARKER = re.compile(r"<!-- table (\w+) ([^>]*?) -->\n(.*?)<!-- /table -->", re.S)
+
+
+def report(*args):
+    return subprocess.run([sys.executable, REPORT, *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def tables(path):
+    with open(path) as f:
+        return MARKER.findall(f.read())
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """README, docs and bench results of this checkout in a scratch repository."""
+    shutil.copy(os.path.join(ROOT, "README.md"), tmp_path)
+    shutil.copytree(os.path.join(ROOT, "docs"), tmp_path / "docs")
+    shutil.copytree(os.path.join(ROOT, "bench", "results"), tmp_path / "bench" / "results")
+    return tmp_path
+
+
+def test_every_generated_table_agrees_with_its_data():
+    result = report("--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_and_speed_page_carry_generated_tables():
+    assert [k for k, _, _ in tables(os.path.join(ROOT, "README.md"))] == ["paths", "summary"]
+    kinds = {k for k, _, _ in tables(os.path.join(ROOT, "docs", "speed.md"))}
+    assert {"paths", "layers", "steps", "xla"} <= kinds
+
+
+def test_layer_ratios_read_from_the_json():
+    """Independent of the generator: each row's ratio is the JSON's, to two decimals."""
+    (files, body), = [(f, b) for k, f, b in tables(os.path.join(ROOT, "docs", "speed.md"))
+                      if k == "layers" and "model106" in f]
+    with open(os.path.join(ROOT, files.split()[0])) as f:
+        layers = json.load(f)["layers"]
+    rows = [line.split("|")[1:-1] for line in body.splitlines() if re.match(r"\| \d", line)]
+    assert len(rows) == len(layers)
+    for row, layer in zip(rows, layers):
+        assert int(row[1]) == layer["batch"]
+        assert float(row[4]) == pytest.approx(layer["ratio_fast"], abs=0.005)
+
+
+def test_check_fails_when_a_figure_in_a_table_is_edited(copy):
+    readme = copy / "README.md"
+    text = readme.read_text()
+    body = next(m.group(3) for m in MARKER.finditer(text) if m.group(1) == "summary")
+    row = next(line for line in body.splitlines() if re.search(r"\d\.\d\d", line))
+    edited = re.sub(r"(\d)\.(\d\d)", lambda m: f"{(int(m.group(1)) + 1) % 10}.{m.group(2)}", row,
+                    count=1)
+    readme.write_text(text.replace(row, edited, 1))
+    result = report("--check", "--root", str(copy))
+    assert result.returncode == 1
+    assert "README.md" in result.stdout and "summary" in result.stdout
+    assert report("--root", str(copy)).returncode == 0        # regenerating repairs it
+    assert readme.read_text() == text
+
+
+def test_check_fails_when_the_data_changes(copy):
+    path = copy / "bench" / "results" / "intel_xeon_model106_2core_quick.json"
+    data = json.loads(path.read_text())
+    data["layers"][5]["ratio_fast"] += 0.1
+    path.write_text(json.dumps(data))
+    result = report("--check", "--root", str(copy))
+    assert result.returncode == 1
+    stale = result.stdout.splitlines()
+    assert any(line.startswith("README.md:") for line in stale)
+    assert any(line.startswith("docs/speed.md:") and "layers" in line for line in stale)
+
+
+def test_a_missing_data_file_is_one_line(copy):
+    (copy / "docs" / "extra.md").write_text(
+        "<!-- table layers bench/results/nowhere.json -->\n<!-- /table -->\n")
+    result = report("--check", "--root", str(copy))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: bench/results/nowhere.json: No such file or directory"]
