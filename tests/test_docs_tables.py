@@ -39,7 +39,7 @@ def test_every_generated_table_agrees_with_its_data():
 
 
 def test_readme_and_speed_page_carry_generated_tables():
-    assert [k for k, _, _ in tables(os.path.join(ROOT, "README.md"))] == ["paths", "summary"]
+    assert {"paths", "summary"} <= {k for k, _, _ in tables(os.path.join(ROOT, "README.md"))}
     kinds = {k for k, _, _ in tables(os.path.join(ROOT, "docs", "speed.md"))}
     assert {"paths", "layers", "steps", "xla"} <= kinds
 
