@@ -74,7 +74,7 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
 
     def __init__(self, student, teacher=None, *, loss="pkkd", taps=None, alpha=1.0, beta=1.0,
                  temperature=1.0, feature_loss="kernel_conv1x1", feature_norm="standardize",
-                 progressive=True, **kwargs):
+                 progressive=True, laplace_width="spread", **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -96,6 +96,7 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
         self.alpha, self.beta, self.temperature = float(alpha), float(beta), float(temperature)
         self.feature_loss = feature_loss
         self.feature_norm = feature_norm
+        self.laplace_width = laplace_width
         self.progressive = bool(progressive) and teacher is not None
         self.tap_pairs = (resolve_pairs(teacher, student, taps, same_shape=loss == "pkkd")
                           if loss in TAPPED_LOSSES else [])
@@ -118,7 +119,8 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
                 self._heads("teacher", self._views.teacher.outputs[1:]))
 
     def _heads(self, side, taps):
-        heads = [AlignmentHead(side, self.feature_loss, self.feature_norm, name=f"{side}_head_{i}")
+        heads = [AlignmentHead(side, self.feature_loss, self.feature_norm,
+                               laplace_width=self.laplace_width, name=f"{side}_head_{i}")
                  for i in range(len(taps))]
         for head, tap in zip(heads, taps):
             head.build(tap.shape)
