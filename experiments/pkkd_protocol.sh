@@ -71,10 +71,14 @@ echo "chosen on validation: PKKD alpha = beta = $PKKD, KD alpha = $KD, NST beta 
   | tee "$RESULTS/select/chosen.txt"
 
 MAIN=("--epochs=${EPOCHS:-12}" "--validation_freq=${VALIDATION_FREQ:-3}")
-main_seed() {  # main_seed SEED (PKKD and the ANN first: the comparison everything rests on)
+main_seed() {  # main_seed SEED [meanwidth]: PKKD and the ANN first, the comparison everything rests on
   local s=$1
   run "main/pkkd_seed$s" "${MAIN[@]}" "--seed=$s" --method=pkkd "--alpha=$PKKD" "--beta=$PKKD"
   run "main/ann_seed$s" "${MAIN[@]}" "--seed=$s" --method=ann
+  if [[ ${2:-} == meanwidth ]]; then
+    run "main/pkkd_meanwidth_seed$s" "${MAIN[@]}" "--seed=$s" --method=pkkd \
+      "--alpha=$PKKD" "--beta=$PKKD" --laplace_width=mean
+  fi
   run "main/cnn_seed$s" "${MAIN[@]}" "--seed=$s" --method=cnn
   run "main/kd_seed$s" "${MAIN[@]}" "--seed=$s" --method=kd "--alpha=$KD"
   run "main/nst_seed$s" "${MAIN[@]}" "--seed=$s" --method=mmd "--beta=$NST"
@@ -93,12 +97,7 @@ table1_seed() {  # table1_seed SEED: kernel_conv1x1 progressive is main/pkkd_see
 
 for phase in ${PHASES:-main table1 seed2 table3}; do
   case $phase in
-    main)
-      for s in 0 1; do
-        run "main/pkkd_meanwidth_seed$s" "${MAIN[@]}" "--seed=$s" --method=pkkd \
-          "--alpha=$PKKD" "--beta=$PKKD" --laplace_width=mean
-        main_seed "$s"
-      done ;;
+    main) for s in 0 1; do main_seed "$s" meanwidth; done ;;
     table1) for s in 0 1; do table1_seed "$s"; done ;;
     seed2) main_seed 2 ;;
     table3)
