@@ -8,7 +8,6 @@ import time
 import keras
 import tensorflow as tf
 
-from adder_tf.batchnorm import BatchNormRecalibration, reestimate  # noqa: F401 (public here too)
 from adder_tf.errors import UserError
 
 
@@ -28,11 +27,6 @@ class NonFiniteGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise UserError(f"loss became {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}; "
                             "training stopped, the last completed epoch's checkpoint is kept")
-
-
-def recalibrate_batchnorm(model, data, steps=20, batch_size=64):
-    """Re-estimate every BatchNorm's statistics with today's weights (`adder_tf.batchnorm.reestimate`)."""
-    return reestimate(model, data, steps, batch_size)
 
 
 class EpochLine(keras.callbacks.Callback):
