@@ -4,6 +4,7 @@ Keras has no public form of these; a Keras release that renames one breaks
 this module and nothing else. Everything else in adder_tf uses the public
 Keras API and the functions and classes here.
 """
+import keras
 from keras.src.trainers import data_adapters
 from keras.src.trainers.data_adapters import array_data_adapter, array_slicing
 
@@ -70,3 +71,22 @@ class BuiltModelSkipsSymbolicBuild:
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if not self.built or self.optimizer is None or not self.optimizer.built:
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+class TensorBoardWithWeightGroups(keras.callbacks.TensorBoard):
+    """keras.callbacks.TensorBoard whose weight histograms a subclass can group:
+    `weight_groups()` returns [(prefix, variables), ...], or None for Keras's own tags."""
+
+    def weight_groups(self):
+        return None
+
+    def _log_weights(self, epoch):
+        groups = self.weight_groups()
+        if groups is None:
+            return super()._log_weights(epoch)
+        with self._train_writer.as_default():
+            for prefix, variables in groups:
+                for variable in variables:
+                    name = variable.path.replace(":", "_")
+                    self.summary.histogram(f"{prefix}/{name}/histogram", variable, step=epoch)
+            self._train_writer.flush()

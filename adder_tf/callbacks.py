@@ -8,6 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
+from adder_tf import _keras_internals as internals
 from adder_tf.errors import UserError
 
 
@@ -143,7 +144,7 @@ class GradientShares(keras.callbacks.Callback):
             logs[f"grad_share_{name}"] = share
 
 
-class TensorBoard(keras.callbacks.TensorBoard):
+class TensorBoard(internals.TensorBoardWithWeightGroups):
     """keras.callbacks.TensorBoard whose weight histograms keep the networks apart.
 
     A distiller holds two networks whose layers have the same names (that
@@ -152,16 +153,8 @@ class TensorBoard(keras.callbacks.TensorBoard):
     "teacher/" and "heads/"; any other model is logged as Keras does.
     """
 
-    def _log_weights(self, epoch):
-        groups = _weight_groups(self.model)
-        if groups is None:
-            return super()._log_weights(epoch)
-        with self._train_writer.as_default():
-            for prefix, variables in groups:
-                for variable in variables:
-                    name = variable.path.replace(":", "_")
-                    self.summary.histogram(f"{prefix}/{name}/histogram", variable, step=epoch)
-            self._train_writer.flush()
+    def weight_groups(self):
+        return _weight_groups(self.model)
 
 
 def _weight_groups(model):
