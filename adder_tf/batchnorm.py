@@ -61,13 +61,13 @@ def reestimate(model, data, steps=20, batch_size=None, strategy=None):
         return 0
     strategy = strategy or getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
     replica = _replica_function(model, layers)
-    adapter = internals.data_adapter(data, batch_size=batch_size or 32, shuffle=_shuffles(data))
+    source = data if isinstance(data, _Source) else _Source(data, batch_size)
     momenta = [layer.momentum for layer in layers]
     totals, used = None, 0
     try:
         for layer in layers:
             layer.momentum = 0.0   # the next training-mode pass leaves its batch's statistics
-        batches = strategy.experimental_distribute_dataset(adapter.get_tf_dataset().take(steps))
+        batches = strategy.experimental_distribute_dataset(source.dataset.take(steps))
         for batch in batches:
             sums = strategy.run(replica, args=(batch,))
             batch_totals = _batch_statistics(
@@ -77,7 +77,7 @@ def reestimate(model, data, steps=20, batch_size=None, strategy=None):
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-        internals.stop_adapter(adapter)
+        internals.stop_adapter(source.adapter)
     if used:
         rows = totals[0]
         for layer, mean, variance in zip(layers, totals[1::2], totals[2::2]):
@@ -86,11 +86,15 @@ def reestimate(model, data, steps=20, batch_size=None, strategy=None):
     return used
 
 
-def _shuffles(data):
-    """Read arrays and finite PyDatasets in a random order (Keras ignores shuffle for the rest)."""
-    if isinstance(data, keras.utils.PyDataset):
-        return data.num_batches is not None
-    return internals.is_array_data(data)
+class _Source:
+    """`data` as Keras's own adapter reads it, made once: arrays and finite PyDatasets
+    shuffled (Keras ignores shuffle for the rest)."""
+
+    def __init__(self, data, batch_size=None):
+        shuffle = (data.num_batches is not None if isinstance(data, keras.utils.PyDataset)
+                   else internals.is_array_data(data))
+        self.adapter = internals.data_adapter(data, batch_size=batch_size or 32, shuffle=shuffle)
+        self.dataset = self.adapter.get_tf_dataset()
 
 
 def _replica_function(model, layers):
@@ -145,6 +149,7 @@ class BatchNormReestimation(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.seconds = []
         self._done_at = None
+        self._source = None   # the data as Keras reads it, made at the first re-estimation
 
     def on_test_begin(self, logs=None):
         self.reestimate()
@@ -164,7 +169,10 @@ class BatchNormReestimation(keras.callbacks.Callback):
             return   # the weights have not moved since the last re-estimation
         start = time.time()
         network = getattr(self.model, "student", self.model)
-        if not reestimate(network, self.data, self.steps, self.batch_size,
+        if self._source is None and not (isinstance(self.data, keras.utils.PyDataset) and
+                                         self.data.num_batches == 0):
+            self._source = _Source(self.data, self.batch_size)
+        if not reestimate(network, self._source or self.data, self.steps,
                           strategy=self.model.distribute_strategy) and reestimated_layers(network):
             warnings.warn(f"{network.name!r}: BatchNorm statistics not re-estimated: the data gave "
                           "no batch (a generator read already?)", stacklevel=2)
