@@ -150,6 +150,8 @@ class BatchNormReestimation(keras.callbacks.Callback):
         self.seconds = []
         self._done_at = None
         self._source = None   # the data as Keras reads it, made at the first re-estimation
+        self._why_not = "the data gave no batch (a generator read already?)"
+        self._warned = False
 
     def on_test_begin(self, logs=None):
         self.reestimate()
@@ -169,15 +171,28 @@ class BatchNormReestimation(keras.callbacks.Callback):
             return   # the weights have not moved since the last re-estimation
         start = time.time()
         network = getattr(self.model, "student", self.model)
-        if self._source is None and not (isinstance(self.data, keras.utils.PyDataset) and
-                                         self.data.num_batches == 0):
-            self._source = _Source(self.data, self.batch_size)
-        if not reestimate(network, self._source or self.data, self.steps,
-                          strategy=self.model.distribute_strategy) and reestimated_layers(network):
-            warnings.warn(f"{network.name!r}: BatchNorm statistics not re-estimated: the data gave "
-                          "no batch (a generator read already?)", stacklevel=2)
+        source = self._read()
+        used = source is not None and reestimate(network, source, self.steps,
+                                                 strategy=self.model.distribute_strategy)
+        if not used and not self._warned and reestimated_layers(network):
+            self._warned = True
+            warnings.warn(f"{network.name!r}: BatchNorm statistics not re-estimated: "
+                          f"{self._why_not}; call adder_tf.batchnorm.reestimate(model, data)",
+                          stacklevel=2)
         self.seconds.append(time.time() - start)
         self._done_at = step
+
+    def _read(self):
+        """The data as Keras reads it (None when it cannot be read)."""
+        if self._source is None:
+            if isinstance(self.data, keras.utils.PyDataset) and self.data.num_batches == 0:
+                return self.data   # nothing kept yet
+            try:
+                self._source = _Source(self.data, self.batch_size)
+            except (TypeError, ValueError) as error:
+                self._why_not = (f"Keras cannot read {type(self.data).__name__} as fit's x "
+                                 f"({str(error).strip().splitlines()[0]})")
+        return self._source
 
 
 class ReestimatingFit:

@@ -282,3 +282,13 @@ def test_a_keras_model_of_ones_own_takes_the_public_callback():
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
     assert len(callback.seconds) >= 1
     assert_statistics_describe_the_weights(model.net, x)
+
+
+def test_the_callback_says_in_one_line_when_it_cannot_read_its_data():
+    model, _ = compiled("AdderModel", False)
+    x, _, y = arrays()
+    with pytest.warns(UserWarning, match="not re-estimated: Keras cannot read str") as caught:
+        model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0,
+                  callbacks=[BatchNormReestimation("images.npz")])
+    messages = [str(w.message) for w in caught if "re-estimated" in str(w.message)]
+    assert len(messages) == 1 and len(messages[0].splitlines()) == 1, messages
