@@ -8,7 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
-from adder_tf.batchnorm import BatchNormRecalibration, reestimate  # noqa: F401 (public here too)
+from adder_tf import _keras_internals as internals
 from adder_tf.errors import UserError
 
 
@@ -28,11 +28,6 @@ class NonFiniteGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise UserError(f"loss became {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}; "
                             "training stopped, the last completed epoch's checkpoint is kept")
-
-
-def recalibrate_batchnorm(model, data, steps=20, batch_size=64):
-    """Re-estimate every BatchNorm's statistics with today's weights (`adder_tf.batchnorm.reestimate`)."""
-    return reestimate(model, data, steps, batch_size)
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -155,7 +150,7 @@ class GradientShares(keras.callbacks.Callback):
             logs[f"grad_share_{name}"] = share
 
 
-class TensorBoard(keras.callbacks.TensorBoard):
+class TensorBoard(internals.TensorBoardWithWeightGroups):
     """keras.callbacks.TensorBoard whose weight histograms keep the networks apart.
 
     A distiller holds two networks whose layers have the same names (that
@@ -164,16 +159,8 @@ class TensorBoard(keras.callbacks.TensorBoard):
     "teacher/" and "heads/"; any other model is logged as Keras does.
     """
 
-    def _log_weights(self, epoch):
-        groups = _weight_groups(self.model)
-        if groups is None:
-            return super()._log_weights(epoch)
-        with self._train_writer.as_default():
-            for prefix, variables in groups:
-                for variable in variables:
-                    name = variable.path.replace(":", "_")
-                    self.summary.histogram(f"{prefix}/{name}/histogram", variable, step=epoch)
-            self._train_writer.flush()
+    def weight_groups(self):
+        return _weight_groups(self.model)
 
 
 def _weight_groups(model):

@@ -21,7 +21,7 @@ STRIDE2_PADDINGS = ("symmetric", "same")
 CLASSIFIERS = ("dense", "conv_bn")
 CIFAR_RESNETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-DEFAULT_RECALIBRATION_STEPS = 20
+DEFAULT_REESTIMATION_STEPS = 20
 VERBOSITY = (0, 1, 2)   # Keras: silent, progress bar, (ours) one line per epoch
 FLAVOUR_OF = {"cnn": "conv", "ann": "adder", "bnn": "binary",
               "kd": "adder", "mmd": "adder", "pkkd": "adder"}
@@ -60,7 +60,7 @@ class Config:
     validation_freq: int = 1       # validate every N epochs (and always after the last)
     validation_examples: int = 0   # > 0: score on held-out training images, not the test split
     num_classes: int = 0
-    bn_recalibration_steps: int = -1   # -1: 20 for adder students, 0 otherwise
+    bn_reestimation_steps: int = -1   # -1: 20 for adder students, 0 otherwise
     flip: object = None   # None: the dataset's default
     verbose: int = 1      # the command line's default: 1 on a terminal, else 2
     jit_compile: bool = False
@@ -80,12 +80,12 @@ class Config:
         return options
 
     @property
-    def recalibration_steps(self):
+    def reestimation_steps(self):
         """Training batches that re-estimate the student's BatchNorm statistics before
         each validation and the final evaluation (default: 20 for adder students)."""
-        if self.bn_recalibration_steps >= 0:
-            return self.bn_recalibration_steps
-        return DEFAULT_RECALIBRATION_STEPS if self.flavour == "adder" else 0
+        if self.bn_reestimation_steps >= 0:
+            return self.bn_reestimation_steps
+        return DEFAULT_REESTIMATION_STEPS if self.flavour == "adder" else 0
 
     @property
     def has_teacher(self):
@@ -119,7 +119,7 @@ class Config:
         _at_least("validation_examples", self.validation_examples, 0)
         _at_least("validation_freq", self.validation_freq, 1)
         _at_least("num_classes", self.num_classes, 0)
-        _at_least("bn_recalibration_steps", self.bn_recalibration_steps, -1)
+        _at_least("bn_reestimation_steps", self.bn_reestimation_steps, -1)
         _choice("verbose", self.verbose, VERBOSITY)
         if self.num_classes and self.dataset != "npz":
             raise UserError(f"--num_classes is for --dataset=npz; {self.dataset} has a fixed class count")

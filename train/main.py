@@ -57,9 +57,10 @@ flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, augmentation).
 flags.DEFINE_string("strategy", "auto", f"One of {', '.join(C.STRATEGIES)}.")
 flags.DEFINE_bool("sync_bn", False, "Synchronise BatchNorm statistics across replicas.")
 flags.DEFINE_bool("augment", True, "Training-set augmentation.")
-flags.DEFINE_integer("bn_recalibration_steps", -1,
+flags.DEFINE_integer("bn_reestimation_steps", -1,
                      "Training batches that re-estimate the student's BatchNorm statistics before "
                      "each validation and the final evaluation; -1: 20 for adder students, 0 else.")
+flags.DEFINE_alias("bn_recalibration_steps", "bn_reestimation_steps")   # its former name
 flags.DEFINE_bool("flip", None, "Random horizontal flips in training (--flip / --noflip); default: "
                   "on for CIFAR, ImageNet, folder and colour npz, off for digits, MNIST, grayscale npz.")
 flags.DEFINE_integer("num_classes", 0, "npz only: the class count, when some classes are "

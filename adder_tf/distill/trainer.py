@@ -17,6 +17,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from adder_tf import _keras_internals as internals
 from adder_tf.batchnorm import ReestimatingFit
 from adder_tf.distill import losses
 from adder_tf.distill.baseline_losses import nst_loss
@@ -63,13 +64,14 @@ class _Views:
         self.student, self.teacher = student, teacher
 
 
-class DistillationTrainer(ReestimatingFit, keras.Model):
+class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuild, keras.Model):
     """Trains `student` on `loss` (LOSSES); `teacher` is a CNN for kd, nst and pkkd.
 
     Use the classes of `adder_tf.distill` (PKKD, KD, NST, Supervised), which
     document the arguments; this is their common step. `fit` re-estimates
     the student's BatchNorm statistics on its training data before every
-    validation and when it ends, under any strategy (`ReestimatingFit`).
+    validation and when it ends, under any strategy (`ReestimatingFit`); everything
+    is built at construction and compile, so Keras's symbolic build is skipped.
     """
 
     def __init__(self, student, teacher=None, *, loss="pkkd", taps=None, alpha=1.0, beta=1.0,
@@ -174,14 +176,6 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
                           "adder filters without AdderNet's adaptive learning rate; use "
                           "adder_tf.optim.AdderSGD or adder_tf.optim.adaptive(optimizer)",
                           stacklevel=3)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Everything is built at construction and compile. Keras's own
-        # symbolic build would also pull a batch and reduce it across
-        # workers, which fails under MultiWorkerMirroredStrategy (an eager
-        # reduce of a PerReplica batch), so it is skipped once built.
-        if not self.built or not self.optimizer.built:
-            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
     def head_variables(self):
