@@ -3,166 +3,155 @@
 An adder network's BatchNorm inputs move under AdderNet's adaptive learning
 rate (every filter step has the same norm, whatever the gradient), so
 moving averages of past batches describe weights that no longer exist.
-`reestimate(model, data)` replaces every moving mean and variance by the
-plain average of the batch statistics of `steps` batches computed with
-today's weights. It runs through `tf.distribute` (one device, Mirrored and
-MultiWorkerMirrored strategies): each global batch's statistics are summed
-across all replicas and workers, so every worker ends with the same
-values, those of the global batch (each replica still normalises its own
-share of the batch on the way, as it does in training, so statistics after
-the first BatchNorm can differ from one replica's by a fraction of a
-percent).
+`reestimate(model, data)` replaces the moving mean and variance of every
+trainable BatchNorm by the average, weighted by batch size, of the batch
+statistics of `steps` batches computed with today's weights.
+
+The data is read as `fit` reads it, by Keras's own data adapters (arrays
+and finite `PyDataset`s shuffled); each batch goes through the network in
+training mode with every BatchNorm's momentum at 0, so that Keras's own
+update leaves that batch's statistics in the moving variables, from where
+they are read and averaged: any model works, functional, Sequential,
+nested or subclassed. A frozen BatchNorm (`trainable=False`, which
+normalises with its moving statistics even in training) keeps its
+statistics. Under a `tf.distribute` strategy (one device, Mirrored,
+MultiWorkerMirrored) the replicas' statistics of each global batch are
+pooled, so every replica and worker ends with the same values, those of
+the global batch (each replica still normalises its own share of the batch
+on the way, as in training).
 """
+import collections
 import inspect
 import time
+import types
 import warnings
 import weakref
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-_REPLICA_FUNCTIONS = weakref.WeakKeyDictionary()   # model -> traced replica function
+from adder_tf import _keras_internals as internals
+from adder_tf.layers.adder import AdderConv2D
+
+_PASSES = weakref.WeakKeyDictionary()   # model -> (BatchNorm ids, traced replica function)
 
 
-def batchnorm_layers(model):
-    """Every BatchNormalization of `model`, nested models included."""
-    return [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+def reestimated_layers(model):
+    """The BatchNormalization layers `reestimate` sets: every trainable one (nested models
+    included), not a frozen one nor one with batch renormalization."""
+    return [layer for layer in internals.flatten_layers(model, include_self=True)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+            and not layer.renorm]
 
 
-def reestimate(model, data, steps=20, batch_size=64, strategy=None):
-    """Re-estimate every BatchNorm's moving mean and variance on `steps` batches of `data`.
+def reestimate(model, data, steps=20, batch_size=None, strategy=None):
+    """Re-estimate every trainable BatchNorm's moving mean and variance on `steps` batches.
 
-    data: what `fit` takes as x: a tf.data.Dataset of inputs or (inputs,
-    labels[, weights]) batches, a `keras.utils.PyDataset`, or arrays (an
-    array, or a list or dict of arrays for several inputs; the first
-    `steps * batch_size` rows are used). strategy: the one the model was
-    built in (by default the model's own). Returns the number of batches
-    used. Training is unaffected (it uses batch statistics).
+    data: what `fit` takes as x: arrays (one, or a list, tuple or dict of
+    them for several inputs; shuffled, in batches of `batch_size`, default
+    32), a tf.data.Dataset, a `keras.utils.PyDataset` (shuffled when finite),
+    a generator (consumed), each yielding inputs or (inputs, labels[,
+    weights]) as for `fit`. strategy: the one the model was built in (by
+    default the model's own). Returns the number of batches used (0: the
+    statistics are unchanged).
     """
-    layers = batchnorm_layers(model)
-    if not layers or steps <= 0:
+    layers = reestimated_layers(model)
+    if not layers or steps <= 0 or (isinstance(data, keras.utils.PyDataset) and
+                                     data.num_batches == 0):
         return 0
-    data = _input_batches(data, steps, batch_size)
     strategy = strategy or getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
-    sums = _REPLICA_FUNCTIONS.get(model)
-    if sums is None:
-        sums = _REPLICA_FUNCTIONS[model] = _batch_moments(model, layers)
+    replica = _replica_function(model, layers)
+    source = data if isinstance(data, _Source) else _Source(data, batch_size)
+    momenta = [layer.momentum for layer in layers]
     totals, used = None, 0
-    for images in strategy.experimental_distribute_dataset(data):
-        moments = strategy.run(sums, args=(images,))
-        moments = [strategy.reduce(tf.distribute.ReduceOp.SUM, m, axis=None) for m in moments]
-        batch = _mean_and_variance(moments)
-        totals = batch if totals is None else [t + b for t, b in zip(totals, batch)]
-        used += 1
-    if not used:
-        return 0
-    for layer, mean, variance in zip(layers, totals[0::2], totals[1::2]):
-        layer.moving_mean.assign(tf.cast(mean / used, layer.moving_mean.dtype))
-        layer.moving_variance.assign(tf.cast(variance / used, layer.moving_variance.dtype))
+    try:
+        for layer in layers:
+            layer.momentum = 0.0   # the next training-mode pass leaves its batch's statistics
+        batches = strategy.experimental_distribute_dataset(source.dataset.take(steps))
+        for batch in batches:
+            sums = strategy.run(replica, args=(batch,))
+            batch_totals = _batch_statistics(
+                [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums])
+            totals = batch_totals if totals is None else [t + b for t, b in zip(totals, batch_totals)]
+            used += 1
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        internals.stop_adapter(source.adapter)
+    if used:
+        rows = totals[0]
+        for layer, mean, variance in zip(layers, totals[1::2], totals[2::2]):
+            layer.moving_mean.assign(tf.cast(mean / rows, layer.moving_mean.dtype))
+            layer.moving_variance.assign(tf.cast(variance / rows, layer.moving_variance.dtype))
     return used
 
 
-def _input_batches(data, steps, batch_size):
-    """A tf.data.Dataset of the model's inputs, `steps` batches of them."""
-    if isinstance(data, tf.data.Dataset):
-        return data.map(_inputs).take(steps)
-    if isinstance(data, keras.utils.PyDataset):
-        batches = [_inputs(data[i]) for i in range(min(steps, len(data)))]
-        if not batches:
-            return tf.data.Dataset.from_tensor_slices(np.zeros((0, 1), "float32"))
-        spec = tf.nest.map_structure(
-            lambda a: tf.TensorSpec((None,) + tuple(np.shape(a))[1:], tf.as_dtype(np.asarray(a).dtype)),
-            batches[0])
-        return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
-    rows = steps * batch_size
-    data = tf.nest.map_structure(lambda a: np.asarray(a)[:rows], _inputs(data))
-    return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
+class _Source:
+    """`data` as Keras's own adapter reads it, made once: arrays and finite PyDatasets
+    shuffled (Keras ignores shuffle for the rest)."""
+
+    def __init__(self, data, batch_size=None):
+        shuffle = (data.num_batches is not None if isinstance(data, keras.utils.PyDataset)
+                   else internals.is_array_data(data))
+        self.adapter = internals.data_adapter(data, batch_size=batch_size or 32, shuffle=shuffle)
+        self.dataset = self.adapter.get_tf_dataset()
 
 
-def _inputs(*element):
-    """The inputs of a batch that may carry labels and sample weights."""
-    element = element[0] if len(element) == 1 else tuple(element)
-    return keras.utils.unpack_x_y_sample_weight(element)[0] if isinstance(element, tuple) \
-        else element
-
-
-def _batch_moments(model, layers):
-    """A replica function: per BatchNorm, (count, sum, sum of squares) of its input per channel.
-
-    The network runs in training mode (each BatchNorm normalises with the
-    batch's own statistics, as in a training step); the moving statistics
-    it updates on the way are overwritten afterwards. Sums are float64:
-    adder outputs have a mean a hundred times their spread, and a float32
-    sum of squares would cancel away the variance.
-    """
-    view = keras.Model(model.inputs, [layer.input for layer in layers]) if _is_flat(model, layers) \
-        else None
+def _replica_function(model, layers):
+    """A traced replica function: a batch in -> [rows, rows * mean, rows * (variance +
+    mean^2), ...] per BatchNorm, from the moving statistics a momentum-0 pass leaves."""
+    key = tuple(id(layer) for layer in layers)
+    cached = _PASSES.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     network = weakref.ref(model)   # the cache must not keep the model alive
 
-    def replica(images):
-        inputs = view(images, training=True) if view is not None else \
-            _capture(network(), layers, images)
-        out = []
-        for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs]):
-            x = tf.cast(x, tf.float64)
-            axes = list(range(len(x.shape) - 1))
-            count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float64)
-            out += [tf.fill(tf.shape(x)[-1:], count), tf.reduce_sum(x, axes),
-                    tf.reduce_sum(tf.square(x), axes)]
+    def replica(batch):
+        inputs = keras.utils.unpack_x_y_sample_weight(batch)[0]   # as a train_step reads it
+        network()(inputs, training=True)
+        rows = tf.cast(tf.shape(tf.nest.flatten(inputs)[0])[0], tf.float64)
+        out = [rows]
+        for layer in layers:
+            mean = tf.cast(layer.moving_mean.value, tf.float64)
+            variance = tf.cast(layer.moving_variance.value, tf.float64)
+            out += [rows * mean, rows * (variance + tf.square(mean))]
         return out
 
-    return tf.function(replica, reduce_retracing=True)
+    function = tf.function(replica, reduce_retracing=True)
+    _PASSES[model] = (key, function)
+    return function
 
 
-def _is_flat(model, layers):
-    top = {id(l) for l in model.layers}
-    return all(id(l) in top for l in layers) and bool(getattr(model, "inputs", None))
-
-
-def _capture(model, layers, images):
-    """BatchNorm inputs of a model whose BatchNorms are nested: recorded on the way through
-    (a BatchNorm called twice in one pass keeps its last input)."""
-    seen = {}
-    for layer in layers:
-        original = layer.call
-
-        def call(inputs, *args, _layer=layer, _original=original, **kwargs):
-            seen[id(_layer)] = inputs
-            return _original(inputs, *args, **kwargs)
-        layer.call = call
-    try:
-        model(images, training=True)
-    finally:
-        for layer in layers:
-            layer.__dict__.pop("call", None)   # the class's own call again
-    return [seen[id(l)] for l in layers]
-
-
-def _mean_and_variance(moments):
-    """[mean, variance, mean, variance, ...] from [count, sum, sum of squares, ...]."""
-    out = []
-    for count, total, squares in zip(moments[0::3], moments[1::3], moments[2::3]):
-        mean = total / count
-        out += [mean, tf.maximum(squares / count - tf.square(mean), 0.0)]
+def _batch_statistics(sums):
+    """[rows, rows * mean, rows * variance, ...] of one global batch from its replicas' sums."""
+    rows = sums[0]
+    out = [rows]
+    for total, squares in zip(sums[1::2], sums[2::2]):
+        mean = total / rows
+        out += [total, rows * tf.maximum(squares / rows - tf.square(mean), 0.0)]
     return out
 
 
-class BatchNormRecalibration(keras.callbacks.Callback):
-    """Before every validation and when training ends: BatchNorm statistics
-    re-estimated with the weights of that moment (`adder_tf.batchnorm.reestimate`).
+class BatchNormReestimation(keras.callbacks.Callback):
+    """Before every validation and when training ends: BatchNorm statistics re-estimated
+    with the weights of that moment (`reestimate`).
 
     Works with a distiller (its student) and with any model under
-    `model.fit`, under any tf.distribute strategy. The distillers add it by
-    themselves; a model of one's own can use it directly.
+    `model.fit`, under any tf.distribute strategy. `AdderModel` and the
+    distillers add it by themselves; for a model of one's own, pass it to
+    `fit` with the training inputs: `callbacks=[BatchNormReestimation(x)]`.
     """
 
-    def __init__(self, data, steps=20, batch_size=64):
+    def __init__(self, data, steps=20, batch_size=None):
         super().__init__()
         self.data = data
         self.steps = steps
         self.batch_size = batch_size
         self.seconds = []
+        self._done_at = None
+        self._source = None   # the data as Keras reads it, made at the first re-estimation
+        self._why_not = "the data gave no batch (a generator read already?)"
+        self._warned = False
 
     def on_test_begin(self, logs=None):
         self.reestimate()
@@ -176,26 +165,46 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         self.reestimate()
 
     def reestimate(self):
-        step = int(self.model.optimizer.iterations.numpy()) if self.model.optimizer else None
-        if step is not None and step == getattr(self, "_done_at", None):
+        optimizer = getattr(self.model, "optimizer", None)
+        step = int(optimizer.iterations.numpy()) if optimizer is not None else None
+        if step is not None and step == self._done_at:
             return   # the weights have not moved since the last re-estimation
         start = time.time()
         network = getattr(self.model, "student", self.model)
-        reestimate(network, self.data, self.steps, self.batch_size,
-                   strategy=self.model.distribute_strategy)
+        source = self._read()
+        used = source is not None and reestimate(network, source, self.steps,
+                                                 strategy=self.model.distribute_strategy)
+        if not used and not self._warned and reestimated_layers(network):
+            self._warned = True
+            warnings.warn(f"{network.name!r}: BatchNorm statistics not re-estimated: "
+                          f"{self._why_not}; call adder_tf.batchnorm.reestimate(model, data)",
+                          stacklevel=2)
         self.seconds.append(time.time() - start)
         self._done_at = step
+
+    def _read(self):
+        """The data as Keras reads it (None when it cannot be read)."""
+        if self._source is None:
+            if isinstance(self.data, keras.utils.PyDataset) and self.data.num_batches == 0:
+                return self.data   # nothing kept yet
+            try:
+                self._source = _Source(self.data, self.batch_size)
+            except (TypeError, ValueError) as error:
+                self._why_not = (f"Keras cannot read {type(self.data).__name__} as fit's x "
+                                 f"({str(error).strip().splitlines()[0]})")
+        return self._source
 
 
 class ReestimatingFit:
     """Mixin for a keras.Model: `fit` leaves BatchNorm statistics that describe the network.
 
-    `fit` adds a `BatchNormRecalibration` on its own training data (unless
-    one is passed already): statistics re-estimated before every
-    validation and when training ends, so `evaluate`, `predict`, `save` and
-    `export` after `fit` need no further call. Training data that cannot be
-    read twice (a Python generator) gets one warning instead.
-    `bn_reestimation_steps` (default 20 batches; 0 turns it off) is the cost.
+    When the network (a distiller's student) has adder layers, `fit` adds a
+    `BatchNormReestimation` on its own training inputs, read as `fit` reads
+    them (the training part when `validation_split` is given; the last
+    batches a generator yielded), unless one is passed already: statistics
+    re-estimated before every validation and when training ends, so
+    `evaluate`, `predict`, `save` and `export` after `fit` need no further
+    call. `bn_reestimation_steps` (default 20 batches; 0 turns it off) is the cost.
     """
 
     bn_reestimation_steps = 20
@@ -205,50 +214,49 @@ class ReestimatingFit:
         arguments.pop("self")
         callbacks = list(arguments.get("callbacks") or [])
         steps = self.bn_reestimation_steps if _has_adder_layers(self) else 0
-        if steps and not any(isinstance(c, BatchNormRecalibration) for c in callbacks):
-            data = _training_images(arguments)
-            if data is not None:
-                callbacks.insert(0, BatchNormRecalibration(data, steps,
-                                                           arguments.get("batch_size") or 32))
-            else:
-                warnings.warn(f"{self.name!r}: BatchNorm statistics cannot be re-estimated from "
-                              f"training data of type {type(arguments.get('x')).__name__}; pass a "
-                              "tf.data.Dataset or arrays, or call adder_tf.batchnorm.reestimate(model, "
-                              "data) before evaluating", stacklevel=2)
+        if steps and not any(isinstance(c, BatchNormReestimation) for c in callbacks):
+            data = _training_inputs(arguments, steps)
+            callbacks.insert(0, BatchNormReestimation(data, steps, arguments.get("batch_size")))
         arguments["callbacks"] = callbacks
         return super().fit(**arguments)
 
 
-def uncovered_batchnorms(model):
-    """(BatchNorm, AdderConv2D) names where a BatchNorm follows an adder layer in a model whose
-    fit does not re-estimate statistics (anything but an AdderModel or a distiller)."""
-    from adder_tf.convert import batchnorms_after
-    from adder_tf.layers.adder import AdderConv2D
-    if isinstance(model, ReestimatingFit) or not hasattr(model, "layers"):
-        return []
-    found = []
-    graphs = [m for m in model._flatten_layers(include_self=True) if isinstance(m, keras.Model)]
-    for graph in graphs:   # the model and every model nested in it (an AdderModel too)
-        for layer in getattr(graph, "layers", []):
-            if isinstance(layer, AdderConv2D):
-                found += [(bn, layer.name) for bn in sorted(batchnorms_after(graph, {layer.name}))]
-    return found
-
-
 def _has_adder_layers(model):
-    from adder_tf.layers.adder import AdderConv2D
     network = getattr(model, "student", model)
-    return any(isinstance(layer, AdderConv2D) for layer in network._flatten_layers())
+    return any(isinstance(layer, AdderConv2D) for layer in internals.flatten_layers(network))
 
 
-def _training_images(arguments):
-    """What fit trains on, as something `reestimate` can read again; None if it cannot
-    (a Python generator)."""
+def _training_inputs(arguments, steps):
+    """What `fit` trains on, as `reestimate` can read it again. A generator is read once:
+    `fit` gets one that keeps the inputs of the last `steps` batches it yields."""
     x = arguments.get("x")
-    if isinstance(x, (tf.data.Dataset, keras.utils.PyDataset)):
-        return x
-    arrays = tf.nest.flatten(x)
-    if arrays and all(isinstance(a, (np.ndarray, tf.Tensor)) and len(a.shape) >= 2 for a in arrays):
-        split = float(arguments.get("validation_split") or 0.0)
-        return tf.nest.map_structure(lambda a: a[: int(len(a) * (1.0 - split))], x)
-    return None
+    if isinstance(x, types.GeneratorType):
+        kept = collections.deque(maxlen=steps)
+        arguments["x"] = _keeping_inputs(x, kept)
+        return _Kept(kept)
+    split = arguments.get("validation_split")
+    if split and arguments.get("validation_data") is None:
+        return internals.training_part(x, arguments.get("y"), arguments.get("sample_weight"),
+                                       split)[0]
+    return x
+
+
+def _keeping_inputs(generator, kept):
+    for batch in generator:
+        kept.append(keras.utils.unpack_x_y_sample_weight(
+            tuple(batch) if isinstance(batch, list) else batch)[0])
+        yield batch
+
+
+class _Kept(keras.utils.PyDataset):
+    """The inputs a generator yielded last, as a PyDataset of (inputs,) batches."""
+
+    def __init__(self, kept):
+        super().__init__()
+        self.kept = kept
+
+    def __len__(self):
+        return len(self.kept)
+
+    def __getitem__(self, index):
+        return (self.kept[index],)

@@ -8,7 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
-from adder_tf.batchnorm import BatchNormRecalibration, reestimate  # noqa: F401 (public here too)
+from adder_tf import _keras_internals as internals
 from adder_tf.errors import UserError
 
 
@@ -28,11 +28,6 @@ class NonFiniteGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise UserError(f"loss became {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}; "
                             "training stopped, the last completed epoch's checkpoint is kept")
-
-
-def recalibrate_batchnorm(model, data, steps=20, batch_size=64):
-    """Re-estimate every BatchNorm's statistics with today's weights (`adder_tf.batchnorm.reestimate`)."""
-    return reestimate(model, data, steps, batch_size)
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -74,11 +69,14 @@ class DistillationLogger(keras.callbacks.Callback):
     (`adder_tf.distill.health`: each network with the batch's own BatchNorm
     statistics, nothing persisted), once before training and after every epoch.
     The first measurement is kept in `start_path` so that a resumed run
-    counts dead taps against the true start.
+    counts dead taps against the true start; every epoch's is appended to
+    `epochs_path` (JSON lines, {"epoch": n, "taps": [...]}), so the kernels'
+    statistics can be read at the start, middle and end of a run.
     """
 
-    def __init__(self, log_dir, probe_images=None, start_path=None):
+    def __init__(self, log_dir, probe_images=None, start_path=None, epochs_path=None):
         super().__init__()
+        self._epochs_path = epochs_path
         self._writer = tf.summary.create_file_writer(f"{log_dir}/distill")
         self._images = probe_images
         self._start_path = start_path
@@ -115,6 +113,9 @@ class DistillationLogger(keras.callbacks.Callback):
                                 "sigma_teacher"):
                         tf.summary.scalar(f"{key}/{row['tap']}", row[key])
                 tf.summary.scalar("dead_taps", dead_taps(self.health, self.start))
+                if self._epochs_path:
+                    with open(self._epochs_path, "a") as f:
+                        f.write(json.dumps({"epoch": epoch + 1, "taps": self.health}) + "\n")
         self._writer.flush()
 
 
@@ -149,7 +150,7 @@ class GradientShares(keras.callbacks.Callback):
             logs[f"grad_share_{name}"] = share
 
 
-class TensorBoard(keras.callbacks.TensorBoard):
+class TensorBoard(internals.TensorBoardWithWeightGroups):
     """keras.callbacks.TensorBoard whose weight histograms keep the networks apart.
 
     A distiller holds two networks whose layers have the same names (that
@@ -158,16 +159,8 @@ class TensorBoard(keras.callbacks.TensorBoard):
     "teacher/" and "heads/"; any other model is logged as Keras does.
     """
 
-    def _log_weights(self, epoch):
-        groups = _weight_groups(self.model)
-        if groups is None:
-            return super()._log_weights(epoch)
-        with self._train_writer.as_default():
-            for prefix, variables in groups:
-                for variable in variables:
-                    name = variable.path.replace(":", "_")
-                    self.summary.histogram(f"{prefix}/{name}/histogram", variable, step=epoch)
-            self._train_writer.flush()
+    def weight_groups(self):
+        return _weight_groups(self.model)
 
 
 def _weight_groups(model):

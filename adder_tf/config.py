@@ -15,12 +15,13 @@ ARCHS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56",
 DATASETS = ("cifar10", "cifar100", "imagenet2012", "mnist", "digits", "npz", "folder")
 FEATURE_LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
 FEATURE_NORMS = ("standardize", "none")
+LAPLACE_WIDTHS = ("spread", "mean")
 TEACHER_MODES = ("progressive", "fixed")
 STRIDE2_PADDINGS = ("symmetric", "same")
 CLASSIFIERS = ("dense", "conv_bn")
 CIFAR_RESNETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-DEFAULT_RECALIBRATION_STEPS = 20
+DEFAULT_REESTIMATION_STEPS = 20
 VERBOSITY = (0, 1, 2)   # Keras: silent, progress bar, (ours) one line per epoch
 FLAVOUR_OF = {"cnn": "conv", "ann": "adder", "bnn": "binary",
               "kd": "adder", "mmd": "adder", "pkkd": "adder"}
@@ -35,6 +36,7 @@ class Config:
     teacher_path: str = ""
     feature_loss: str = "kernel_conv1x1"
     feature_norm: str = "standardize"
+    laplace_width: str = "spread"
     stride2_padding: str = "symmetric"
     classifier: str = "dense"
     alpha: float = 1.0
@@ -58,7 +60,7 @@ class Config:
     validation_freq: int = 1       # validate every N epochs (and always after the last)
     validation_examples: int = 0   # > 0: score on held-out training images, not the test split
     num_classes: int = 0
-    bn_recalibration_steps: int = -1   # -1: 20 for adder students, 0 otherwise
+    bn_reestimation_steps: int = -1   # -1: 20 for adder students, 0 otherwise
     flip: object = None   # None: the dataset's default
     verbose: int = 1      # the command line's default: 1 on a terminal, else 2
     jit_compile: bool = False
@@ -78,12 +80,12 @@ class Config:
         return options
 
     @property
-    def recalibration_steps(self):
+    def reestimation_steps(self):
         """Training batches that re-estimate the student's BatchNorm statistics before
         each validation and the final evaluation (default: 20 for adder students)."""
-        if self.bn_recalibration_steps >= 0:
-            return self.bn_recalibration_steps
-        return DEFAULT_RECALIBRATION_STEPS if self.flavour == "adder" else 0
+        if self.bn_reestimation_steps >= 0:
+            return self.bn_reestimation_steps
+        return DEFAULT_REESTIMATION_STEPS if self.flavour == "adder" else 0
 
     @property
     def has_teacher(self):
@@ -99,6 +101,10 @@ class Config:
         _choice("teacher", self.teacher, TEACHER_MODES)
         _choice("feature_loss", self.feature_loss, FEATURE_LOSSES)
         _choice("feature_norm", self.feature_norm, FEATURE_NORMS)
+        _choice("laplace_width", self.laplace_width, LAPLACE_WIDTHS)
+        if self.laplace_width != "spread" and self.feature_norm == "none":
+            raise UserError("--laplace_width applies to --feature_norm=standardize; "
+                            "--feature_norm=none is eq. 8 as written (the mean width)")
         _choice("stride2_padding", self.stride2_padding, STRIDE2_PADDINGS)
         _choice("classifier", self.classifier, CLASSIFIERS)
         if self.model_options and self.arch not in CIFAR_RESNETS:
@@ -113,7 +119,7 @@ class Config:
         _at_least("validation_examples", self.validation_examples, 0)
         _at_least("validation_freq", self.validation_freq, 1)
         _at_least("num_classes", self.num_classes, 0)
-        _at_least("bn_recalibration_steps", self.bn_recalibration_steps, -1)
+        _at_least("bn_reestimation_steps", self.bn_reestimation_steps, -1)
         _choice("verbose", self.verbose, VERBOSITY)
         if self.num_classes and self.dataset != "npz":
             raise UserError(f"--num_classes is for --dataset=npz; {self.dataset} has a fixed class count")

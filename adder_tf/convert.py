@@ -11,6 +11,7 @@ inference-mode accuracy can sit at chance while training accuracy is high.
 """
 import keras
 
+from adder_tf import _keras_internals as internals
 from adder_tf.layers.adder import AdderConv2D
 from adder_tf.models.adder_model import AdderModel
 from adder_tf.models.blocks import BN_EPSILON, BN_MOMENTUM
@@ -67,7 +68,7 @@ def to_adder(model, *, keep=(), convert_first=False, convert_last=False, name=No
         return type(layer).from_config(layer.get_config())
 
     # Fresh inputs named as the original's, so that every layer name is kept.
-    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name)
+    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=internals.producer(t).name)
               for t in model.inputs]
     twin = keras.models.clone_model(model, clone_function=clone,
                                     input_tensors=inputs if len(inputs) > 1 else inputs[0])
@@ -89,12 +90,11 @@ def _refuse_dead_layers(model, convs, converted):
     for layer in model.layers:
         if _activation_name(layer) in (None, *_LIVE_ON_NEGATIVES):
             continue
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                source = tensor._keras_history[0].name
-                if source in converted:
-                    _dead(source, f"is followed by {type(layer).__name__} {layer.name!r} with no "
-                                  "normalization between")
+        for tensor in internals.inbound_tensors(layer):
+            source = internals.producer(tensor).name
+            if source in converted:
+                _dead(source, f"is followed by {type(layer).__name__} {layer.name!r} with no "
+                              "normalization between")
 
 
 def _activation_name(layer):
@@ -148,8 +148,6 @@ def batchnorms_after(model, names):
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                if tensor._keras_history[0].name in names:
-                    found.add(layer.name)
+        if any(internals.producer(t).name in names for t in internals.inbound_tensors(layer)):
+            found.add(layer.name)
     return found

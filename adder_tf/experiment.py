@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from adder_tf import export as export_lib
-from adder_tf.batchnorm import BatchNormRecalibration
+from adder_tf.batchnorm import BatchNormReestimation
 from adder_tf.data import load_dataset
 from adder_tf import distill
 from adder_tf.models import build_model, tap_names
@@ -45,23 +45,23 @@ def train(config):
     if trainer.teacher is not None and strategy.num_replicas_in_sync == 1:
         from adder_tf.callbacks import GradientShares
         callbacks.insert(0, GradientShares(*next(iter(data.train))))   # before CSVLogger
-    trainer.bn_reestimation_steps = config.recalibration_steps
-    if config.recalibration_steps:
+    trainer.bn_reestimation_steps = config.reestimation_steps
+    if config.reestimation_steps:
         # Before every validation and when fit ends, under any strategy.
-        callbacks.insert(0, BatchNormRecalibration(data.train, config.recalibration_steps))
+        callbacks.insert(0, BatchNormReestimation(data.train, config.reestimation_steps))
     start = time.time()
     trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
                 validation_data=data.test, validation_freq=_validation_epochs(config),
                 callbacks=callbacks,
                 verbose=1 if config.verbose == 1 else 0, shuffle=False)
-    recalibration = _recalibration(callbacks)
+    reestimation = _reestimation(callbacks)
     final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
     results.update(_final_health(trainer, callbacks, probe))
-    if recalibration is not None:
-        results["bn_recalibration"] = {
-            "steps": recalibration.steps,
-            "seconds_per_validation": round(sum(recalibration.seconds) / max(len(recalibration.seconds), 1), 2)}
+    if reestimation is not None:
+        results["bn_reestimation"] = {
+            "steps": reestimation.steps,
+            "seconds_per_validation": round(sum(reestimation.seconds) / max(len(reestimation.seconds), 1), 2)}
     if is_chief():
         export_lib.export_run(trainer, config.model_dir, taps)
         with open(os.path.join(config.model_dir, "results.json"), "w") as f:
@@ -108,7 +108,8 @@ def _build_trainer(config, data, total_steps):
     if config.method == "pkkd":
         trainer = distill.PKKD(teacher, student, taps=pairs, alpha=config.alpha, beta=config.beta,
                                temperature=config.temperature, feature_loss=config.feature_loss,
-                               feature_norm=config.feature_norm, progressive=progressive)
+                               feature_norm=config.feature_norm, progressive=progressive,
+                               laplace_width=config.laplace_width)
     elif config.method == "kd":
         trainer = distill.KD(teacher, student, alpha=config.alpha,
                              temperature=config.temperature, progressive=progressive)
@@ -126,9 +127,9 @@ def _build_trainer(config, data, total_steps):
 PROBE_IMAGES = 256
 
 
-def _recalibration(callbacks):
+def _reestimation(callbacks):
     """The BatchNorm re-estimation callback in use, or None (off)."""
-    return next((c for c in callbacks if isinstance(c, BatchNormRecalibration)), None)
+    return next((c for c in callbacks if isinstance(c, BatchNormReestimation)), None)
 
 
 def _probe_images(data):
@@ -159,7 +160,8 @@ def _callbacks(config, trainer, probe):
         keras.callbacks.CSVLogger(_history_path(config.model_dir), append=True),
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False,
                                          double_checkpoint=True),
-        DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json")),
+        DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json"),
+                           os.path.join(folder, "feature_health_epochs.jsonl")),
         TensorBoard(logs, histogram_freq=1, write_graph=False),
     ]
 

@@ -21,12 +21,10 @@ Nothing has to be marked by hand.
 - `adaptive(optimizer, eta)`: the same rate for any other Keras optimizer
   (Adam, RMSprop, ...), as a copy of it whose class is `Adaptive<Name>`.
 """
-import inspect
-import warnings
-
 import keras
 from keras import ops
 
+from adder_tf import _keras_internals as internals
 from adder_tf.layers.adder import is_adder_filter
 
 DEFAULT_ETA = 0.2
@@ -43,13 +41,12 @@ class AdaptiveFilters:
 
     def build(self, variables):
         super().build(variables)
-        self._adder_keys.update(self._var_key(v) for v in variables if is_adder_filter(v))
-        if self._adder_keys:
-            _warn_if_statistics_will_trail(variables)
+        self._adder_keys.update(internals.variable_key(self, v) for v in variables
+                                if is_adder_filter(v))
 
     def mark_adder_filters(self, variables):
         """Rescale these variables too (adder filters that are not an AdderConv2D's kernel)."""
-        self._adder_keys.update(self._var_key(v) for v in variables)
+        self._adder_keys.update(internals.variable_key(self, v) for v in variables)
 
     @property
     def adder_filter_count(self):
@@ -58,7 +55,7 @@ class AdaptiveFilters:
 
     def _rescaled(self, gradient, variable):
         gradient = ops.cast(gradient, variable.dtype)
-        if self.eta > 0 and self._var_key(variable) in self._adder_keys:
+        if self.eta > 0 and internals.variable_key(self, variable) in self._adder_keys:
             gradient = adaptive_rescale(gradient, self.eta)
         return gradient
 
@@ -86,7 +83,7 @@ class AdderSGD(AdaptiveFilters, keras.optimizers.SGD):
 
     def update_step(self, gradient, variable, learning_rate):
         gradient = self._rescaled(gradient, variable)
-        if self.l2 > 0 and self._use_weight_decay(variable):
+        if self.l2 > 0 and internals.uses_weight_decay(self, variable):
             gradient = gradient + self.l2 * variable
         keras.optimizers.SGD.update_step(self, gradient, variable, learning_rate)
 
@@ -149,34 +146,3 @@ def adaptive_rescale(gradient, eta):
 def adder_filters(model):
     """The kernels of every AdderConv2D in a model."""
     return [v for v in model.trainable_variables if is_adder_filter(v)]
-
-
-def _warn_if_statistics_will_trail(variables):
-    """One warning when the model being fitted has a BatchNorm after an adder layer that
-    nothing re-estimates (a plain keras.Model, not an AdderModel or a distiller)."""
-    from adder_tf.batchnorm import uncovered_batchnorms
-    model = _model_being_built(variables)
-    uncovered = uncovered_batchnorms(model) if model is not None else []
-    if uncovered:
-        bn, adder = uncovered[0]
-        warnings.warn(
-            f"BatchNormalization {bn!r} follows AdderConv2D {adder!r} in {model.name!r} "
-            f"({len(uncovered) - 1} more): after a plain fit its moving statistics describe past "
-            "weights; build the model as adder_tf.models.AdderModel(inputs, outputs) (its fit "
-            "re-estimates them) or call adder_tf.batchnorm.reestimate(model, data) before "
-            "evaluating", stacklevel=2)
-
-
-def _model_being_built(variables):
-    """The keras.Model whose fit (or build) is building this optimizer, found on the call stack."""
-    keys = {id(v) for v in variables}
-    frame = inspect.currentframe()
-    for _ in range(40):
-        frame = frame.f_back if frame is not None else None
-        if frame is None:
-            return None
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, keras.Model) and any(
-                id(v) in keys for v in candidate.trainable_variables):
-            return candidate
-    return None

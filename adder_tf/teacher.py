@@ -9,6 +9,7 @@ import os
 
 import keras
 
+from adder_tf import _keras_internals as internals
 from adder_tf.errors import UserError
 from adder_tf.export import LOGITS_KEY
 from adder_tf.layers.adder import AdderConv2D
@@ -25,7 +26,7 @@ def load_teacher(path, arch, data):
     if classes != data.num_classes:
         raise UserError(f"--teacher_path {path}: teacher predicts {classes} classes, "
                         f"the dataset has {data.num_classes}")
-    if any(isinstance(layer, AdderConv2D) for layer in model._flatten_layers()):
+    if any(isinstance(layer, AdderConv2D) for layer in internals.flatten_layers(model)):
         raise UserError(f"--teacher_path {path}: this network has adder layers; "
                         "the teacher must be a CNN (train one with --method=cnn)")
     model.trainable = False

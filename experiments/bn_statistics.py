@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import adder_tf
-from adder_tf.callbacks import recalibrate_batchnorm
+from adder_tf.batchnorm import reestimate
 from adder_tf.convert import batchnorms_after
 from adder_tf.layers.adder import AdderConv2D
 from adder_tf.optim import AdderSGD
@@ -138,7 +138,7 @@ def run(setting, epochs, lr, seed=0):
     network.compile(metrics=["accuracy"],
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     as_trained = network.evaluate(x_test, y_test, verbose=0)[1]
-    recalibrate_batchnorm(network, x_train, steps=23)
+    reestimate(network, x_train, steps=23, batch_size=64)
     reestimated = network.evaluate(x_test, y_test, verbose=0)[1]
     filters = np.concatenate([a.kernel.numpy().ravel() for a, _ in probe.pairs]) if probe.pairs \
         else np.zeros(1)

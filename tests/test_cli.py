@@ -141,7 +141,7 @@ def test_short_progress_lines_and_validation_not_at_chance(tmp_path):
     trained = [h for h in results["history"] if h["top1"] > 0.5]
     assert trained, results["history"]
     assert all(h["val_top1"] > 0.5 for h in trained), results["history"]
-    assert results["bn_recalibration"]["steps"] == 20
+    assert results["bn_reestimation"]["steps"] == 20
 
 
 def test_evaluate_takes_a_run_folder_and_tells_bad_paths_apart(trained, tmp_path):

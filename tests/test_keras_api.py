@@ -343,32 +343,6 @@ def test_a_distiller_saves_and_loads_whole_and_goes_on_training_the_same(tmp_pat
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_adder_sgd_warns_about_a_batchnorm_after_an_adder_layer_that_fit_leaves_stale():
-    x, y = data()
-    def model(cls):
-        inputs = keras.Input((8, 8, 1))
-        h = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
-        h = AdderConv2D(4, 3, padding="same", use_bias=False, name="adder")(h)
-        h = keras.layers.BatchNormalization(name="after_adder")(h)
-        out = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(h))
-        m = cls(inputs, out)
-        m.compile(optimizer=AdderSGD(0.05),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        return m
-    with pytest.warns(UserWarning, match="'after_adder' follows AdderConv2D 'adder'.*AdderModel"):
-        model(keras.Model).fit(x, y, epochs=1, verbose=0)
-    wrapped = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Identity(),
-                                model(adder_tf.models.AdderModel)])   # fit is the wrapper's
-    wrapped.compile(optimizer=AdderSGD(0.05),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with pytest.warns(UserWarning, match="'after_adder' follows AdderConv2D 'adder'"):
-        wrapped.fit(x, y, epochs=1, verbose=0)
-    with warnings.catch_warnings(record=True) as caught:   # an AdderModel re-estimates
-        warnings.simplefilter("always")
-        model(adder_tf.models.AdderModel).fit(x, y, epochs=1, verbose=0)
-    assert not [w for w in caught if "follows AdderConv2D" in str(w.message)]
-
-
 def test_tensorboard_keeps_teacher_and_student_histograms_apart(tmp_path):
     teacher, student = pkkd_pair()
     pkkd = adder_tf.distill.PKKD(teacher, student)
@@ -391,11 +365,12 @@ def test_tensorboard_keeps_teacher_and_student_histograms_apart(tmp_path):
 
 def test_the_package_namespace_after_a_plain_import():
     code = ("import adder_tf; print(adder_tf.distill.PKKD.__name__, adder_tf.distill.KD.__name__, "
-            "adder_tf.distill.NST.__name__, adder_tf.to_adder.__name__, adder_tf.optim.AdderSGD.__name__)")
+            "adder_tf.distill.NST.__name__, adder_tf.to_adder.__name__, adder_tf.optim.AdderSGD.__name__, "
+            "adder_tf.batchnorm.reestimate.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["PKKD", "KD", "NST", "to_adder", "AdderSGD"]
+    assert out.stdout.split() == ["PKKD", "KD", "NST", "to_adder", "AdderSGD", "reestimate"]
 
 
 # -- examples and packaging -------------------------------------------------------------------

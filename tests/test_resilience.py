@@ -114,14 +114,14 @@ def _scores(path):
     """Test top-1 of a saved student as saved, and with statistics re-estimated here."""
     import keras
     import adder_tf.models  # noqa: F401  (registers AdderModel and the layers)
-    from adder_tf.callbacks import recalibrate_batchnorm
+    from adder_tf.batchnorm import reestimate
     from adder_tf.data import load_dataset
     data = load_dataset("digits", 64, seed=0)
     student = keras.saving.load_model(path)
     student.compile(metrics=["accuracy"],
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     as_saved = student.evaluate(data.test, verbose=0)[1]
-    recalibrate_batchnorm(student, data.train, steps=20)
+    reestimate(student, data.train, steps=20)
     return as_saved, student.evaluate(data.test, verbose=0)[1]
 
 

@@ -25,6 +25,10 @@ flags.DEFINE_string("feature_loss", "kernel_conv1x1", f"One of {', '.join(C.FEAT
 flags.DEFINE_string("feature_norm", "standardize",
                     "standardize (default: per-channel standardized features, mean over taps, "
                     "loss divided by 1 + alpha + beta) or none (eq. 13-14 as written).")
+flags.DEFINE_string("laplace_width", "spread",
+                    "The student's Laplace kernel width: spread (default: centred on each channel's "
+                    "mean distance, width at the distances' spread) or mean (width at the mean "
+                    "distance: nearly a straight line, for the ablation).")
 flags.DEFINE_string("stride2_padding", "symmetric",
                     "CIFAR ResNets: symmetric (PyTorch padding=1, the reference) or same (TF).")
 flags.DEFINE_string("classifier", "dense",
@@ -53,9 +57,10 @@ flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, augmentation).
 flags.DEFINE_string("strategy", "auto", f"One of {', '.join(C.STRATEGIES)}.")
 flags.DEFINE_bool("sync_bn", False, "Synchronise BatchNorm statistics across replicas.")
 flags.DEFINE_bool("augment", True, "Training-set augmentation.")
-flags.DEFINE_integer("bn_recalibration_steps", -1,
+flags.DEFINE_integer("bn_reestimation_steps", -1,
                      "Training batches that re-estimate the student's BatchNorm statistics before "
                      "each validation and the final evaluation; -1: 20 for adder students, 0 else.")
+flags.DEFINE_alias("bn_recalibration_steps", "bn_reestimation_steps")   # its former name
 flags.DEFINE_bool("flip", None, "Random horizontal flips in training (--flip / --noflip); default: "
                   "on for CIFAR, ImageNet, folder and colour npz, off for digits, MNIST, grayscale npz.")
 flags.DEFINE_integer("num_classes", 0, "npz only: the class count, when some classes are "

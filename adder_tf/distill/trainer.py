@@ -17,6 +17,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from adder_tf import _keras_internals as internals
 from adder_tf.batchnorm import ReestimatingFit
 from adder_tf.distill import losses
 from adder_tf.distill.baseline_losses import nst_loss
@@ -63,18 +64,19 @@ class _Views:
         self.student, self.teacher = student, teacher
 
 
-class DistillationTrainer(ReestimatingFit, keras.Model):
+class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuild, keras.Model):
     """Trains `student` on `loss` (LOSSES); `teacher` is a CNN for kd, nst and pkkd.
 
     Use the classes of `adder_tf.distill` (PKKD, KD, NST, Supervised), which
     document the arguments; this is their common step. `fit` re-estimates
     the student's BatchNorm statistics on its training data before every
-    validation and when it ends, under any strategy (`ReestimatingFit`).
+    validation and when it ends, under any strategy (`ReestimatingFit`); everything
+    is built at construction and compile, so Keras's symbolic build is skipped.
     """
 
     def __init__(self, student, teacher=None, *, loss="pkkd", taps=None, alpha=1.0, beta=1.0,
                  temperature=1.0, feature_loss="kernel_conv1x1", feature_norm="standardize",
-                 progressive=True, **kwargs):
+                 progressive=True, laplace_width="spread", **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -96,6 +98,7 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
         self.alpha, self.beta, self.temperature = float(alpha), float(beta), float(temperature)
         self.feature_loss = feature_loss
         self.feature_norm = feature_norm
+        self.laplace_width = laplace_width
         self.progressive = bool(progressive) and teacher is not None
         self.tap_pairs = (resolve_pairs(teacher, student, taps, same_shape=loss == "pkkd")
                           if loss in TAPPED_LOSSES else [])
@@ -118,7 +121,8 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
                 self._heads("teacher", self._views.teacher.outputs[1:]))
 
     def _heads(self, side, taps):
-        heads = [AlignmentHead(side, self.feature_loss, self.feature_norm, name=f"{side}_head_{i}")
+        heads = [AlignmentHead(side, self.feature_loss, self.feature_norm,
+                               laplace_width=self.laplace_width, name=f"{side}_head_{i}")
                  for i in range(len(taps))]
         for head, tap in zip(heads, taps):
             head.build(tap.shape)
@@ -172,14 +176,6 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
                           "adder filters without AdderNet's adaptive learning rate; use "
                           "adder_tf.optim.AdderSGD or adder_tf.optim.adaptive(optimizer)",
                           stacklevel=3)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Everything is built at construction and compile. Keras's own
-        # symbolic build would also pull a batch and reduce it across
-        # workers, which fails under MultiWorkerMirroredStrategy (an eager
-        # reduce of a PerReplica batch), so it is skipped once built.
-        if not self.built or not self.optimizer.built:
-            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
     def head_variables(self):

@@ -5,8 +5,10 @@ learning rate moves every filter by the same step norm, and each channel's
 mean moves a sizeable part of its spread per step), so moving averages
 describe weights that are gone. `AdderModel.fit` re-estimates them on its
 own training data before every validation and when training ends
-(`adder_tf.batchnorm.ReestimatingFit`). `to_adder` and `build_model` return
-one; it saves, loads and exports as any functional model.
+(`adder_tf.batchnorm.ReestimatingFit`), whatever form of data `fit` is
+given. `to_adder` and `build_model` return one; it saves, loads and exports
+as any functional model. A subclassed model of one's own gets the same `fit`
+from the mixin: `class Net(adder_tf.batchnorm.ReestimatingFit, keras.Model)`.
 """
 import keras
 

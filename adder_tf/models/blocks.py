@@ -6,6 +6,7 @@ and its ANN student have identical structure and matching tap names.
 import keras
 from keras import layers
 
+from adder_tf import _keras_internals as internals
 from adder_tf.layers.adder import AdderConv2D
 
 FLAVOURS = ("conv", "adder", "binary")
@@ -130,5 +131,5 @@ def assemble(inputs, logits, taps, name):
     if any(isinstance(layer, AdderConv2D) for layer in model.layers):
         from adder_tf.models.adder_model import AdderModel
         model = AdderModel(inputs, logits, name=name)
-    setattr(model, TAPS_ATTR, tuple(t._keras_history[0].name for t in taps.outputs))
+    setattr(model, TAPS_ATTR, tuple(internals.producer(t).name for t in taps.outputs))
     return model

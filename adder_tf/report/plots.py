@@ -125,8 +125,9 @@ def describe(x):
 
 def _conv_like(model):
     """Layers with a kernel of rank 4, in order (walks nested models)."""
+    from adder_tf import _keras_internals as internals   # keras only where a model is read
     out = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in internals.flatten_layers(model):
         kernel = getattr(layer, "kernel", None)
         if kernel is not None and len(kernel.shape) == 4:
             out.append(layer)

@@ -1,0 +1,294 @@
+"""`fit` takes what `keras.Model.fit` takes, and ends with BatchNorm statistics of the weights.
+
+Every input form Keras's `fit` reads goes through a plain keras.Model and
+through ours (AdderModel, a subclass of it with its own `call`, and each
+distiller) side by side: ours must train and validate where Keras does and
+end with every adder layer's BatchNorm describing the trained weights, that
+is, within sampling noise of that BatchNorm's input statistics on all
+training rows, computed here by a functional sub-model.
+"""
+import functools
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+import adder_tf
+from adder_tf.batchnorm import BatchNormReestimation, ReestimatingFit, reestimate
+from adder_tf.optim import AdderSGD
+
+ROWS, VALIDATION, BATCH, CLASSES = 96, 32, 16, 3
+ADDER_BNS = ("bn1", "bn2")   # the BatchNorms right after the two adder layers
+
+
+def arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((ROWS + VALIDATION, 6, 6, 1)).astype("float32")
+    x2 = rng.random((ROWS + VALIDATION, 6, 6, 1)).astype("float32")
+    y = rng.integers(0, CLASSES, ROWS + VALIDATION).astype("int32")
+    return x, x2, y
+
+
+def cnn(two_inputs=False, name="cnn"):
+    """conv0 -> bn0 -> conv1 -> bn1 -> conv2 -> bn2 -> logits; to_adder makes conv1, conv2 adders."""
+    inputs = [keras.Input((6, 6, 1), name="a")] + ([keras.Input((6, 6, 1), name="b")]
+                                                   if two_inputs else [])
+    x = keras.layers.Concatenate()(inputs) if two_inputs else inputs[0]
+    for i in range(3):
+        x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(keras.layers.BatchNormalization(name=f"bn{i}")(x))
+    x = keras.layers.Dense(CLASSES, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs if two_inputs else inputs[0], x, name=name)
+
+
+class OwnNet(ReestimatingFit, keras.Model):
+    """A model of one's own with adder layers: subclassed, its own call."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.convs = [keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv0"),
+                      adder_tf.AdderConv2D(4, 3, padding="same", use_bias=False, name="conv1"),
+                      adder_tf.AdderConv2D(4, 3, padding="same", use_bias=False, name="conv2")]
+        self.bns = [keras.layers.BatchNormalization(name=f"bn{i}") for i in range(3)]
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.logits = keras.layers.Dense(CLASSES, name="logits")
+
+    def call(self, inputs, training=False):
+        x = inputs
+        for conv, bn in zip(self.convs, self.bns):
+            x = keras.ops.relu(bn(conv(x), training=training))
+        return self.logits(self.pool(x))
+
+
+SPARSE_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def compiled(kind, two_inputs):
+    """(model fit is called on, the network whose statistics are checked)."""
+    keras.utils.set_random_seed(0)
+    if kind == "keras":
+        model = cnn(two_inputs)
+    elif kind == "AdderModel":
+        model = adder_tf.to_adder(cnn(two_inputs))
+    elif kind == "own subclass":
+        model = OwnNet()
+        model(np.zeros((1, 6, 6, 1), "float32"))
+    else:
+        teacher = cnn(two_inputs, "teacher")
+        student = adder_tf.to_adder(teacher, name="student")
+        trainer = {"PKKD": lambda: adder_tf.distill.PKKD(teacher, student),
+                   "KD": lambda: adder_tf.distill.KD(teacher, student),
+                   "NST": lambda: adder_tf.distill.NST(teacher, student),
+                   "Supervised": lambda: adder_tf.distill.Supervised(student)}[kind]()
+        trainer.compile(optimizer=AdderSGD(0.05),
+                        teacher_optimizer=AdderSGD(0.05, eta=0.0) if kind != "Supervised" else None)
+        return trainer, student
+    model.compile(optimizer=AdderSGD(0.05), loss=SPARSE_CE)
+    return model, model
+
+
+class Batches(keras.utils.PyDataset):
+    """(x, y) batches by index: length by __len__, by num_batches, or none (infinite)."""
+
+    def __init__(self, x, y, length="len"):
+        super().__init__()
+        self.x, self.y, self.length = x, y, length
+
+    def __len__(self):
+        if self.length != "len":
+            raise TypeError("no len(): this PyDataset gives num_batches")
+        return len(self.x) // BATCH
+
+    @property
+    def num_batches(self):
+        return {"len": len(self.x) // BATCH, "num_batches": len(self.x) // BATCH,
+                "infinite": None}[self.length]
+
+    def __getitem__(self, i):
+        part = slice((i % (len(self.x) // BATCH)) * BATCH, (i % (len(self.x) // BATCH) + 1) * BATCH)
+        return self.x[part], self.y[part]
+
+
+def generator(x, y):
+    for i in itertools.cycle(range(len(x) // BATCH)):
+        yield x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]
+
+
+def fit_arguments(form):
+    """(fit's keyword arguments, the training inputs as a single array or list, two inputs?)."""
+    x, x2, y = arrays()
+    tx, tx2, ty, vx, vx2, vy = x[:ROWS], x2[:ROWS], y[:ROWS], x[ROWS:], x2[ROWS:], y[ROWS:]
+    plain = dict(batch_size=BATCH, validation_data=(vx, vy))
+    several = {"list": lambda a, b: [a, b], "tuple": lambda a, b: (a, b),
+               "dict": lambda a, b: {"a": a, "b": b}}
+    if form in several:
+        pack = several[form]
+        return (dict(x=pack(tx, tx2), y=ty, batch_size=BATCH, validation_data=(pack(vx, vx2), vy)),
+                [tx, tx2], True)
+    if form == "array":
+        return dict(x=tx, y=ty, **plain), tx, False
+    if form == "validation_split":
+        return dict(x=x, y=y, batch_size=BATCH, validation_split=VALIDATION / len(x)), tx, False
+    if form == "sample_weight":
+        return dict(x=tx, y=ty, sample_weight=np.linspace(0.5, 1.5, ROWS), **plain), tx, False
+    if form == "tf.data":
+        data = tf.data.Dataset.from_tensor_slices((tx, ty)).shuffle(ROWS, seed=0).batch(BATCH)
+        return dict(x=data, validation_data=(vx, vy)), tx, False
+    if form.startswith("PyDataset"):
+        length = form.split()[-1]
+        extra = dict(steps_per_epoch=ROWS // BATCH) if length == "infinite" else {}
+        return dict(x=Batches(tx, ty, length), validation_data=(vx, vy), **extra), tx, False
+    if form == "generator":
+        return (dict(x=generator(tx, ty), steps_per_epoch=ROWS // BATCH,
+                     validation_data=(vx, vy)), tx, False)
+    raise AssertionError(form)
+
+
+FORMS = ("array", "list", "tuple", "dict", "tf.data", "PyDataset len", "PyDataset num_batches",
+         "PyDataset infinite", "generator", "validation_split", "sample_weight")
+KINDS = ("AdderModel", "own subclass", "PKKD", "Supervised")
+# KD and NST differ from PKKD only in their loss: three forms each keep the suite short.
+CASES = [(form, kind) for form in FORMS for kind in KINDS] + [
+    (form, kind) for kind in ("KD", "NST") for form in ("list", "PyDataset num_batches", "generator")]
+
+
+@functools.lru_cache(maxsize=None)
+def keras_fit(form):
+    """What keras.Model.fit does with this form: None when it trains, else the error type."""
+    arguments, _, two = fit_arguments(form)
+    model, _ = compiled("keras", two)
+    try:
+        history = model.fit(epochs=1, verbose=0, **arguments)
+    except Exception as error:   # noqa: BLE001 (whatever Keras refuses, ours must refuse)
+        return type(error)
+    assert "val_loss" in history.history
+    return None
+
+
+def statistics_on_all_rows(network, inputs):
+    """Per adder BatchNorm: (mean, variance) of its input over every training row, in
+    training mode (each BatchNorm before it normalising with the batch's statistics)."""
+    if isinstance(network, OwnNet):
+        x = inputs
+        out = {}
+        for conv, bn in zip(network.convs, network.bns):
+            h = conv(x).numpy().astype("float64")
+            out[bn.name] = h.mean((0, 1, 2)), h.var((0, 1, 2))
+            x = keras.ops.relu((h - out[bn.name][0]) / np.sqrt(out[bn.name][1] + bn.epsilon)
+                               * bn.gamma.numpy() + bn.beta.numpy()).numpy().astype("float32")
+        return {name: out[name] for name in ADDER_BNS}
+    view = keras.Model(network.inputs if len(network.inputs) > 1 else network.inputs[0],
+                       [network.get_layer(n).input for n in ADDER_BNS])
+    moving = [v.numpy() for v in network.non_trainable_variables]
+    found = [t.numpy().astype("float64") for t in view(inputs, training=True)]
+    for v, value in zip(network.non_trainable_variables, moving):
+        v.assign(value)   # the view's pass updated the moving averages: put them back
+    return {n: (h.mean((0, 1, 2)), h.var((0, 1, 2))) for n, h in zip(ADDER_BNS, found)}
+
+
+def layer(network, name):
+    if isinstance(network, OwnNet):
+        return {bn.name: bn for bn in network.bns}[name]
+    return network.get_layer(name)
+
+
+def assert_statistics_describe_the_weights(network, inputs):
+    for name, (mean, variance) in statistics_on_all_rows(network, inputs).items():
+        bn = layer(network, name)
+        spread = np.sqrt(variance)
+        assert np.all(np.abs(mean) > 2 * spread), "an adder output's mean dwarfs its spread"
+        np.testing.assert_array_less(np.abs(bn.moving_mean.numpy() - mean), 0.2 * spread + 1e-3,
+                                     err_msg=f"{name} moving mean")
+        ratio = bn.moving_variance.numpy() / variance
+        assert np.all((ratio > 0.6) & (ratio < 1.6)), (name, ratio)
+
+
+@pytest.mark.parametrize("form, kind", CASES)
+def test_fit_takes_what_keras_takes_and_ends_with_statistics_of_the_weights(form, kind):
+    arguments, inputs, two = fit_arguments(form)
+    refused = keras_fit(form)
+    if two and kind == "own subclass":
+        pytest.skip("OwnNet has one input")
+    model, network = compiled(kind, two)
+    if refused is not None:
+        with pytest.raises(refused):
+            model.fit(epochs=1, verbose=0, **arguments)
+        return
+    if kind == "PKKD" and form == "sample_weight":   # refused at the call, in one sentence
+        with pytest.raises(ValueError, match="cannot weigh examples") as refusal:
+            model.fit(epochs=1, verbose=0, **arguments)
+        assert len(str(refusal.value).strip().splitlines()) == 1, str(refusal.value)
+        return
+    history = model.fit(epochs=1, verbose=0, **arguments)
+    assert any(k.startswith("val_") for k in history.history), history.history
+    assert_statistics_describe_the_weights(network, inputs)
+
+
+def test_a_frozen_batchnorm_keeps_its_statistics():
+    keras.utils.set_random_seed(0)
+    model = adder_tf.to_adder(cnn())
+    frozen = model.get_layer("bn2")
+    frozen.moving_mean.assign(np.full(4, 5.0)), frozen.moving_variance.assign(np.full(4, 3.0))
+    frozen.trainable = False
+    model.compile(optimizer=AdderSGD(0.05), loss=SPARSE_CE)
+    x, _, y = arrays()
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), 5.0)
+    np.testing.assert_array_equal(frozen.moving_variance.numpy(), 3.0)
+    mean, _ = statistics_on_all_rows(model, x)["bn1"]   # the trainable one is re-estimated
+    assert np.all(np.abs(model.get_layer("bn1").moving_mean.numpy() - mean) < 0.2 * np.abs(mean))
+
+
+def test_class_sorted_arrays_are_reestimated_from_the_whole_training_set():
+    data = load_digits()
+    order = np.argsort(data.target, kind="stable")   # class 0 first, class 9 last
+    x = (data.images[order, :, :, None] / 16.0).astype("float32")
+    y = data.target[order].astype("int32")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv0")(inputs)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn0")(h))
+    h = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1")(h)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn1")(h))
+    h = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(h))
+    model = adder_tf.to_adder(keras.Model(inputs, h))
+    model.compile(optimizer=AdderSGD(0.05), loss=SPARSE_CE, metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)   # 20 batches: 640 of 1797 rows
+    after_fit = [v.numpy() for v in model.non_trainable_variables]
+    reestimate(model, x, steps=1000, batch_size=64)      # every row
+    for fitted, everything in zip(after_fit, model.non_trainable_variables):
+        spread = np.sqrt(model.get_layer("bn1").moving_variance.numpy()).max()
+        np.testing.assert_allclose(fitted, everything.numpy(), atol=0.05 * spread, rtol=0.1)
+
+
+def test_a_keras_model_of_ones_own_takes_the_public_callback():
+    keras.utils.set_random_seed(0)
+
+    class Plain(keras.Model):   # keras.Model's own fit: the callback does the work
+        def __init__(self):
+            super().__init__()
+            self.net = OwnNet()
+
+        def call(self, x, training=False):
+            return self.net(x, training=training)
+
+    model = Plain()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE_CE)
+    x, _, y = arrays()
+    callback = BatchNormReestimation(x, steps=100, batch_size=BATCH)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
+    assert len(callback.seconds) >= 1
+    assert_statistics_describe_the_weights(model.net, x)
+
+
+def test_the_callback_says_in_one_line_when_it_cannot_read_its_data():
+    model, _ = compiled("AdderModel", False)
+    x, _, y = arrays()
+    with pytest.warns(UserWarning, match="not re-estimated: Keras cannot read str") as caught:
+        model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0,
+                  callbacks=[BatchNormReestimation("images.npz")])
+    messages = [str(w.message) for w in caught if "re-estimated" in str(w.message)]
+    assert len(messages) == 1 and len(messages[0].splitlines()) == 1, messages
