@@ -250,7 +250,9 @@ def kernel_table(folder, run):
         rows.append(row)
     header = ["tap", *(f"{label} (epoch {times[0]} / {times[1]} / {times[2]})"
                        for _, label in KERNEL_STATS)]
-    return _table(header, rows)
+    results = _read(os.path.join(folder, run, "results.json"))
+    return (_table(header, rows) + f"\n\nDead taps at the end (a side's spread below 1e-3 of "
+            f"its start, either side): {results.get('dead_taps', '—')} of {len(start)}.")
 
 
 def render(folder):
