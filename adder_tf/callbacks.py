@@ -8,6 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
+from adder_tf.atomic_io import write_text
 from adder_tf.batchnorm import BatchNormRecalibration, reestimate  # noqa: F401 (public here too)
 from adder_tf.errors import UserError
 
@@ -98,8 +99,7 @@ class DistillationLogger(keras.callbacks.Callback):
             return
         self.start = self._probe()
         if self._start_path:
-            with open(self._start_path, "w") as f:
-                json.dump(self.start, f)
+            write_text(self._start_path, json.dumps(self.start))
 
     def on_epoch_end(self, epoch, logs=None):
         trainer = self.model
