@@ -13,6 +13,7 @@ completed epoch and finished (exit 0, results.json with every epoch).
 Prints a Markdown table; about a minute per row on two CPU cores.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -56,24 +57,28 @@ def scenario(signal, point, epoch, folder):
     return row
 
 
+def one(case, out):
+    with tempfile.TemporaryDirectory() as folder:
+        row = scenario(*case, os.path.join(folder, "run"))
+    print(json.dumps(row), flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", default=",".join(POINTS))
     parser.add_argument("--signals", default="sigint,sigkill")
     parser.add_argument("--epochs", default="1,2,3")
-    parser.add_argument("--out", default="")
+    parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once")
+    parser.add_argument("--out", default="", help="also append each row (JSON) to this file")
     a = parser.parse_args()
-    rows = []
-    for signal in a.signals.split(","):
-        for point in a.points.split(","):
-            for epoch in map(int, a.epochs.split(",")):
-                with tempfile.TemporaryDirectory() as folder:
-                    row = scenario(signal, point, epoch, os.path.join(folder, "run"))
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                if a.out:
-                    with open(a.out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+    cases = [(s, p, int(e)) for s in a.signals.split(",") for p in a.points.split(",")
+             for e in a.epochs.split(",")]
+    with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
+        rows = list(pool.map(lambda case: one(case, a.out), cases))
     print("\n| signal | write point | fault at epoch | 1st run exit | rerun resumed from | "
           "resumed? | finished? |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
