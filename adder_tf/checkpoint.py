@@ -45,6 +45,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         present = [c for c in self._candidates() if os.path.exists(c[0])]
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        fresh = self._state() if present and self.strategy is not None else None
         loaded, failures = None, []
         for weights, metadata in present:
             try:
@@ -59,7 +62,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                             "move that folder away to start from epoch 1")
         epoch = loaded[2] if loaded else 0
         agreed = self._agree(epoch)
-        if loaded and agreed != epoch:   # another worker has only an older epoch
+        if loaded and agreed == 0:   # another worker has none (killed in epoch 1's end)
+            for variable, value in zip(self._variables(), fresh):
+                variable.assign(value)
+            epoch = 0
+        elif loaded and agreed != epoch:   # another worker has only the epoch before
             epoch = self._load_epoch(agreed, present)
         for weights, _ in failures:   # never rotated into .bkp, kept aside to look at
             os.replace(weights, weights + ".unreadable")
@@ -68,6 +75,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                   f"(epoch {epoch})", file=self.stream or sys.stderr, flush=True)
         self.resumed_from = epoch
         self.model._initial_epoch = epoch
+
+    def _variables(self):
+        optimizer = self.model.optimizer
+        return list(self.model.variables) + (list(optimizer.variables) if optimizer else [])
+
+    def _state(self):
+        return [variable.numpy() for variable in self._variables()]
 
     def _agree(self, epoch):
         """The smallest epoch any worker holds (this worker's own when there is one)."""
@@ -88,8 +102,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _load(self, weights, metadata):
         """Loads one checkpoint into the model; returns its epoch."""
         epoch = _stored_epoch(weights, metadata)
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
         if weights.endswith(".weights.h5"):
             self.model.load_weights(weights)
             return epoch

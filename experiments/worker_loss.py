@@ -72,9 +72,12 @@ def main():
         report["undisturbed_top1"] = finish(start(clean, a.epochs, a.steps))["student"]["top1"]
         run = os.path.join(folder, "run")
         procs = start(run, a.epochs, a.steps)
-        while history_rows(run) < 1 and all(p.poll() is None for p in procs):
+        # Epoch 1's checkpoint written by both workers, then a few steps into epoch 2.
+        kept = [os.path.join(run, *([] if i == 0 else [f"workertemp_{i}"]), "backup",
+                             "training_metadata.json") for i in range(2)]
+        while not all(map(os.path.exists, kept)) and all(p.poll() is None for p in procs):
             time.sleep(0.2)
-        time.sleep(2.0)   # a few steps into epoch 2
+        time.sleep(2.0)
         procs[a.kill].kill()
         killed_at = time.time()
         survivor = procs[1 - a.kill]
@@ -84,6 +87,7 @@ def main():
                       survivor_seconds=round(time.time() - killed_at, 1),
                       survivor_line=(err.strip().splitlines() or [""])[-1],
                       epochs_logged_at_kill=history_rows(run))
+        print(json.dumps(report), flush=True)
         resumed = finish(start(run, a.epochs, a.steps))
         report.update(resumed_from=resumed["resumed_from_epoch"],
                       epochs_completed=resumed["epochs_completed"],
