@@ -35,7 +35,9 @@ class GracefulStop(keras.callbacks.Callback):
         self._epoch = 0
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self._previous = signal.getsignal(signal.SIGINT)
+        if self._previous != signal.SIG_IGN:   # started with Ctrl-C ignored (nohup, `&`): so be it
+            signal.signal(signal.SIGINT, self._on_sigint)
         return self
 
     def __exit__(self, *exc):

@@ -16,6 +16,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,18 +33,20 @@ def run(args, fault=None):
     env.pop("ADDER_TF_FAULT", None)
     if fault:
         env["ADDER_TF_FAULT"] = fault
+    # SIGINT as a terminal gives it (a script run in the background starts with it ignored)
     return subprocess.run([sys.executable, "train/main.py", *FLAGS, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def scenario(signal, point, epoch, folder):
+def scenario(kind, point, epoch, folder):
     epochs = epoch if point in ONCE else 3
     args = [f"--epochs={epochs}", f"--model_dir={folder}"]
-    action = "sigkill-torn" if signal == "sigkill" else signal
+    action = "sigkill-torn" if kind == "sigkill" else kind
     start = time.time()
     first = run(args, f"{point}:{epoch}:{action}")
     again = run(args)
-    row = {"signal": signal, "point": point, "epoch": epoch, "first_exit": first.returncode,
+    row = {"signal": kind, "point": point, "epoch": epoch, "first_exit": first.returncode,
            "first_line": (first.stderr.strip().splitlines() or [""])[-1][:90],
            "rerun_exit": again.returncode, "seconds": round(time.time() - start)}
     if again.returncode == 0:

@@ -130,7 +130,8 @@ def _scores(path):
 def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path):
     args = command("--epochs=50", f"--model_dir={tmp_path}")
     proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,   # SIGINT as a terminal gives it:
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while epochs_done(tmp_path) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)   # the history row of epoch 2 follows epoch 1's checkpoint
