@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sys
+import warnings
 
 import h5py
 import keras
@@ -102,15 +103,20 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _load(self, weights, metadata):
         """Loads one checkpoint into the model; returns its epoch."""
         epoch = _stored_epoch(weights, metadata)
-        if weights.endswith(".weights.h5"):
-            self.model.load_weights(weights)
-            return epoch
-        named = atomic_io.temp_name(weights, ".weights.h5")   # Keras wants this ending
-        _link_or_copy(weights, named)
+        named = weights
+        if not weights.endswith(".weights.h5"):
+            named = atomic_io.temp_name(weights, ".weights.h5")   # Keras wants this ending
+            _link_or_copy(weights, named)
         try:
-            self.model.load_weights(named)
+            with warnings.catch_warnings():
+                # One line for a checkpoint that cannot be read, not one warning per layer;
+                # and a file that would leave some layers as initialized is not read.
+                warnings.simplefilter("ignore")
+                warnings.filterwarnings("error", message=".*freshly-initialized")
+                self.model.load_weights(named)
         finally:
-            os.remove(named)
+            if named != weights:
+                os.remove(named)
         return epoch
 
     def _save_model(self):
