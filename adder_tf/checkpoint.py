@@ -46,8 +46,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         present = [c for c in self._candidates() if os.path.exists(c[0])]
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
+        if present and self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)   # slots to load into
         fresh = self._state() if present and self.strategy is not None else None
         loaded, failures = None, []
         for weights, metadata in present:
