@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from adder_tf import _keras_internals as internals
+from adder_tf.atomic_io import write_text
 from adder_tf.errors import UserError
 
 
@@ -96,8 +97,16 @@ class DistillationLogger(keras.callbacks.Callback):
             return
         self.start = self._probe()
         if self._start_path:
-            with open(self._start_path, "w") as f:
-                json.dump(self.start, f)
+            write_text(self._start_path, json.dumps(self.start))
+
+    def _append_epoch(self, epoch):
+        """One line more in epochs_path, the file rewritten whole (never a torn line)."""
+        before = ""
+        if os.path.exists(self._epochs_path):
+            with open(self._epochs_path) as f:
+                before = f.read()
+        write_text(self._epochs_path,
+                   before + json.dumps({"epoch": epoch, "taps": self.health}) + "\n")
 
     def on_epoch_end(self, epoch, logs=None):
         trainer = self.model
@@ -114,8 +123,7 @@ class DistillationLogger(keras.callbacks.Callback):
                         tf.summary.scalar(f"{key}/{row['tap']}", row[key])
                 tf.summary.scalar("dead_taps", dead_taps(self.health, self.start))
                 if self._epochs_path:
-                    with open(self._epochs_path, "a") as f:
-                        f.write(json.dumps({"epoch": epoch + 1, "taps": self.health}) + "\n")
+                    self._append_epoch(epoch + 1)
         self._writer.flush()
 
 

@@ -1,9 +1,12 @@
 """A whole run: config -> data -> models -> trainer -> fit -> results and exports.
 
-Re-running the same command on the same model_dir resumes: Keras's
-BackupAndRestore keeps the weights of every network and head, both
-optimizers' slots and step counters (and with them the learning-rate
-schedule's position) and the epoch counter, written at every epoch end.
+Re-running the same command on the same model_dir resumes: the backup
+(Keras's BackupAndRestore, written atomically: `adder_tf.checkpoint`) keeps
+the weights of every network and head, both optimizers' slots and step
+counters (and with them the learning-rate schedule's position) and the
+epoch counter, written at every epoch end. Every file a run writes is
+written whole or not at all (`adder_tf.atomic_io`); Ctrl-C stops after the
+current step (`adder_tf.interrupt`).
 """
 import json
 import os
@@ -11,14 +14,17 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from adder_tf import atomic_io, checkpoint
 from adder_tf import export as export_lib
 from adder_tf.batchnorm import BatchNormReestimation
 from adder_tf.data import load_dataset
 from adder_tf import distill
 from adder_tf.models import build_model, tap_names
 from adder_tf.optim import AdderSGD
-from adder_tf.strategy import is_chief, make_strategy, worker_dir
+from adder_tf.interrupt import GracefulStop
+from adder_tf.strategy import is_chief, is_multi_worker, lost_worker, make_strategy, worker_dir
 from adder_tf.teacher import load_teacher
 
 
@@ -36,9 +42,8 @@ def train(config):
     os.makedirs(config.model_dir, exist_ok=True)
     with strategy.scope():
         trainer, taps = _build_trainer(config, data, steps * config.epochs)
-    resumed_from = _completed_epochs(config.model_dir)
     probe = _probe_images(data)
-    callbacks = _callbacks(config, trainer, probe)
+    callbacks = _callbacks(config, trainer, probe, strategy)
     if config.validation_freq > 1:
         from adder_tf.callbacks import ValidationPlaceholders
         callbacks.insert(0, ValidationPlaceholders(trainer.test_names))   # before CSVLogger
@@ -50,12 +55,22 @@ def train(config):
         # Before every validation and when fit ends, under any strategy.
         callbacks.insert(0, BatchNormReestimation(data.train, config.reestimation_steps))
     start = time.time()
-    trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
-                validation_data=data.test, validation_freq=_validation_epochs(config),
-                callbacks=callbacks,
-                verbose=1 if config.verbose == 1 else 0, shuffle=False)
+    stop = next(c for c in callbacks if isinstance(c, GracefulStop))
+    try:
+        with stop:
+            trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
+                        validation_data=data.test, validation_freq=_validation_epochs(config),
+                        callbacks=callbacks,
+                        verbose=1 if config.verbose == 1 else 0, shuffle=False)
+        final = trainer.evaluate(data.test, verbose=0, return_dict=True)
+    except tf.errors.OpError as e:
+        lost = lost_worker(strategy, e, checkpoint.completed_epochs(stop.backup_dir))
+        if lost is None:
+            raise
+        raise lost from None
+    resumed_from = next(c for c in callbacks
+                        if isinstance(c, checkpoint.AtomicBackupAndRestore)).resumed_from
     reestimation = _reestimation(callbacks)
-    final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
     results.update(_final_health(trainer, callbacks, probe))
     if reestimation is not None:
@@ -63,9 +78,9 @@ def train(config):
             "steps": reestimation.steps,
             "seconds_per_validation": round(sum(reestimation.seconds) / max(len(reestimation.seconds), 1), 2)}
     if is_chief():
-        export_lib.export_run(trainer, config.model_dir, taps)
-        with open(os.path.join(config.model_dir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
+        export_lib.export_run(trainer, config.model_dir, taps, results["epochs_completed"])
+        atomic_io.write_text(os.path.join(config.model_dir, "results.json"),
+                             json.dumps(results, indent=2), "results", results["epochs_completed"])
     return results
 
 
@@ -148,36 +163,29 @@ def _final_health(trainer, callbacks, probe):
     return {"feature_health": health, "dead_taps": dead_taps(health, logger.start)}
 
 
-def _callbacks(config, trainer, probe):
+def _callbacks(config, trainer, probe, strategy):
     from adder_tf.callbacks import DistillationLogger, EpochLine, NonFiniteGuard, TensorBoard
     folder = worker_dir(config.model_dir)
     os.makedirs(folder, exist_ok=True)
     logs = os.path.join(folder, "logs")
+    backup = os.path.join(folder, "backup")
+    workers = strategy if is_multi_worker(strategy) else None
     # The history row is written before the checkpoint: a kill between the
-    # two replays that epoch and `_history` keeps its last row.
+    # two replays that epoch and `_history` keeps its last row. GracefulStop
+    # comes last, so that a Ctrl-C during an epoch's end stops after its checkpoint.
     return ([EpochLine(config.epochs)] if config.verbose == 2 else []) + [
         NonFiniteGuard(),
-        keras.callbacks.CSVLogger(_history_path(config.model_dir), append=True),
-        keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False,
-                                         double_checkpoint=True),
+        checkpoint.HistoryLogger(_history_path(config.model_dir)),
+        checkpoint.AtomicBackupAndRestore(backup, workers),
         DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json"),
                            os.path.join(folder, "feature_health_epochs.jsonl")),
         TensorBoard(logs, histogram_freq=1, write_graph=False),
+        GracefulStop(backup, workers),
     ]
 
 
 def _history_path(model_dir):
     return os.path.join(worker_dir(model_dir), "history.csv")
-
-
-def _completed_epochs(model_dir):
-    """Epochs the checkpoint in model_dir holds (0 for a fresh run)."""
-    path = os.path.join(worker_dir(model_dir), "backup", "training_metadata.json")
-    try:
-        with open(path) as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
 
 
 def _history(model_dir):

@@ -12,6 +12,7 @@ import os
 import keras
 import tensorflow as tf
 
+from adder_tf import atomic_io
 from adder_tf import ops as adder_ops
 from adder_tf.distill.taps import as_list, tapped_view
 
@@ -35,11 +36,16 @@ def export_saved_model(model, path, taps=()):
         archive.write_out(path, verbose=False)
 
 
-def export_run(trainer, model_dir, taps):
-    """Exports the student and a Keras teacher of a finished run; `taps`: layer names."""
+def export_run(trainer, model_dir, taps, epoch=None):
+    """Exports the student and a Keras teacher of a finished run; `taps`: layer names.
+
+    `epoch` (the epochs the run completed) names the write for atomic_io's fault hook."""
     nets = {"student": trainer.student}
     if trainer.teacher is not None and not getattr(trainer.teacher, "is_loaded_saved_model", False):
         nets["teacher"] = trainer.teacher
     for name, model in nets.items():
-        export_saved_model(model, os.path.join(model_dir, "export", name), taps)
-        model.save(os.path.join(model_dir, f"{name}.keras"))
+        # Each written beside and renamed over, so a kill leaves the old export or the new one.
+        with atomic_io.atomic_dir(os.path.join(model_dir, "export", name), "export", epoch) as tmp:
+            export_saved_model(model, tmp, taps)
+        with atomic_io.atomic_path(os.path.join(model_dir, f"{name}.keras"), suffix=".keras") as tmp:
+            model.save(tmp)

@@ -58,3 +58,40 @@ def _tf_config():
         return json.loads(raw)
     except json.JSONDecodeError as e:
         raise UserError(f"TF_CONFIG is not valid JSON: {e.msg} at position {e.pos}")
+
+
+def is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def gather_over_replicas(strategy, value):
+    """`value` (a number) from every replica of `strategy`, as a list, through one all-reduce.
+
+    Called from outside a step by every worker at the same point: what lets the
+    workers agree on the epoch to resume from and on the step to stop at.
+    """
+    n = strategy.num_replicas_in_sync
+
+    def one_hot(ctx):
+        return tf.one_hot(ctx.replica_id_in_sync_group, n, on_value=float(value), dtype=tf.float32)
+
+    per_replica = strategy.experimental_distribute_values_from_function(one_hot)
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy().tolist()
+
+
+class WorkerLost(RuntimeError):
+    """Another worker stopped answering: this one stops too, with one line saying what to do."""
+
+
+# What a collective raises on the surviving workers when a peer process is gone.
+_LOST_PEER = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+              tf.errors.CancelledError, tf.errors.AbortedError)
+
+
+def lost_worker(strategy, error, kept_epochs):
+    """A WorkerLost to raise instead of `error` when it says a peer is gone; else None."""
+    if not is_multi_worker(strategy) or not isinstance(error, _LOST_PEER):
+        return None
+    kept = f"epoch {kept_epochs}'s checkpoint is kept" if kept_epochs else "no epoch was completed"
+    return WorkerLost(f"another worker stopped answering ({type(error).__name__}); this worker "
+                      f"stopped too; {kept}: run every worker's command again to resume")

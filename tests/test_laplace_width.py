@@ -3,7 +3,6 @@ where the mean-distance width is, in effect, a straight line."""
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from adder_tf.layers.kernels import LaplaceKernel, kernel_statistics
 

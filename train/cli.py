@@ -54,12 +54,14 @@ def run_main(main, argv, debug):
     """Calls main(argv); a failure is one line on stderr and a non-zero status.
 
     UserError (bad input) carries its own message: status 2. Ctrl-C: 130,
-    the last completed epoch's checkpoint is kept. Anything else is
+    one line saying what was kept and the command that resumes. A lost
+    worker (several workers): its own line, status 1. Anything else is
     unexpected and is shown as its type and first line (status 1), with
     --debug for the traceback.
     """
     from absl import logging
     from adder_tf.errors import UserError
+    from adder_tf.strategy import WorkerLost
     logging.set_verbosity(logging.WARNING)
     if debug():
         import keras
@@ -70,13 +72,22 @@ def run_main(main, argv, debug):
         if debug():
             raise
         _fail(f"error: {e}", EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as e:
+        done = str(e) or "interrupted; kept what the last completed epoch saved"
+        _fail(f"{done}; resume with: {resume_command()}", EXIT_INTERRUPTED)
+    except WorkerLost as e:
+        _fail(f"error: {e}", EXIT_UNEXPECTED)
     except Exception as e:  # noqa: BLE001 - the one place that turns crashes into a line
         if debug():
             raise
         _fail(f"error: {type(e).__name__}: {_first_line(e)} (rerun with --debug for the "
               "traceback)", EXIT_UNEXPECTED)
+
+
+def resume_command():
+    """The command line that started this process (the same command resumes)."""
+    import shlex
+    return shlex.join(sys.orig_argv)
 
 
 def _first_line(error):

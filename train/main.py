@@ -3,7 +3,9 @@
     python train/main.py --flagfile=flags/quickstart.cfg [--flag=value ...]
 
 A flag on the command line overrides the flagfile. Everything a run writes
-goes to --model_dir; running the same command again resumes there.
+goes to --model_dir; running the same command again resumes there. Ctrl-C
+finishes the current step, prints what was kept and the command that
+resumes, and exits 130 (a second Ctrl-C exits at once).
 """
 import dataclasses
 import json

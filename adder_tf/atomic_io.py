@@ -1,0 +1,113 @@
+"""Files written whole or not at all: write beside, flush and fsync, then rename.
+
+Every file a run leaves (the backup, results.json, history.csv, the exports)
+goes through `atomic_path` or `atomic_dir`: the content is written under a
+temporary name in the same folder, synced to disk, and only then renamed
+over the real name (`os.replace`, atomic on POSIX file systems). A kill, a
+full disk or a power cut at any moment leaves either the old file or the
+new one, never a torn one; a stray `*.tmp-<pid>*` may remain, and is ignored.
+
+Test hook (documented, off unless set): ADDER_TF_FAULT=<point>:<epoch>:<action>
+makes the write named `point` whose epoch is `epoch` fail on purpose after
+its temporary file is complete and before the rename. `action` is `sigint`,
+`sigkill` or `raise`; `sigkill-torn` and `raise-torn` first cut the
+temporary file to half its size, as a kill in the middle of an HDF5 write
+leaves it (a SIGINT only sets a flag during training, so the write under
+way finishes: `adder_tf.interrupt`). Write points:
+`backup` (the epoch's weights), `metadata` (its epoch counter), `history`,
+`results`, `export`. Epochs count from 1 (the epoch the write completes).
+"""
+import contextlib
+import os
+import shutil
+import signal
+
+FAULT_ENV = "ADDER_TF_FAULT"
+WRITE_POINTS = ("backup", "metadata", "history", "results", "export")
+
+
+def temp_name(path, suffix=""):
+    """A name beside `path` for its temporary copy; `suffix` keeps an extension Keras wants."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.tmp-{os.getpid()}{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path, point=None, epoch=None, suffix=""):
+    """Yields a temporary path to write `path`'s new content to; renames it over `path` on success."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = temp_name(path, suffix)
+    try:
+        yield tmp
+        _fsync(tmp)
+        fault(point, epoch, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    _fsync_dir(os.path.dirname(path))
+
+
+def write_text(path, text, point=None, epoch=None):
+    """Writes `text` to `path` whole or not at all."""
+    with atomic_path(path, point, epoch) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+@contextlib.contextmanager
+def atomic_dir(path, point=None, epoch=None):
+    """Like `atomic_path` for a folder (a SavedModel): the old folder goes only once the new one is whole."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp, old = temp_name(path), temp_name(path, ".old")
+    _remove(tmp)
+    try:
+        yield tmp
+        for folder, _, files in os.walk(tmp):
+            for name in files:
+                _fsync(os.path.join(folder, name))
+        fault(point, epoch, None)
+        if os.path.exists(path):
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(old)
+    _fsync_dir(os.path.dirname(path))
+
+
+def fault(point, epoch, tmp):
+    """The test hook of ADDER_TF_FAULT (see the module's docstring); nothing when unset."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec or point is None:
+        return
+    where, at, action = spec.split(":")
+    if where != point or int(at) != epoch:
+        return
+    if action in ("sigkill-torn", "raise-torn") and tmp and os.path.isfile(tmp):
+        os.truncate(tmp, os.path.getsize(tmp) // 2)
+    action = action.removesuffix("-torn")
+    if action == "raise":
+        raise OSError(f"{FAULT_ENV}: injected failure writing {point} at epoch {epoch}")
+    os.kill(os.getpid(), {"sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[action])
+
+
+def _fsync(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(folder):
+    fd = os.open(folder or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)

@@ -1,0 +1,197 @@
+"""The run's backup and history, written whole or not at all (`adder_tf.atomic_io`).
+
+Keras's BackupAndRestore writes `latest.weights.h5` in place and falls back
+to its `.bkp` copy only on OSError; a torn HDF5 file opens and then fails
+with ValueError, and the run cannot resume. Here the same two files are
+kept, but each is written beside and renamed over, and the epoch it holds
+is stored inside the weights file itself (one file, so the weights and the
+epoch counter cannot disagree after a kill between two writes). On resume
+the newest checkpoint that loads wins; one that does not (damaged, written
+by an older version) is reported in one line and the previous one is used.
+Under several workers they first agree on the newest epoch all of them can
+load, so that every worker resumes at the same step.
+"""
+import io
+import json
+import os
+import sys
+import warnings
+
+import h5py
+import keras
+
+from adder_tf import atomic_io
+from adder_tf.errors import UserError
+from adder_tf.strategy import gather_over_replicas
+
+EPOCH_ATTR = "adder_tf_epoch"
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """keras.callbacks.BackupAndRestore (every epoch, the previous one kept) with atomic writes.
+
+    `resumed_from`: the epoch the run resumed from (0 for a fresh run), set in on_train_begin.
+    `strategy`: a MultiWorkerMirroredStrategy makes the workers agree on the epoch to load.
+    """
+
+    def __init__(self, backup_dir, strategy=None, stream=None):
+        super().__init__(backup_dir, delete_checkpoint=False, double_checkpoint=True)
+        self.strategy = strategy
+        self.stream = stream
+        self.resumed_from = 0
+
+    def _candidates(self):
+        return [(self._weights_path, self._training_metadata_path),
+                (self._prev_weights_path, self._prev_training_metadata_path)]
+
+    def on_train_begin(self, logs=None):
+        present = [c for c in self._candidates() if os.path.exists(c[0])]
+        if present and self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)   # slots to load into
+        fresh = self._state() if present and self.strategy is not None else None
+        loaded, failures = None, []
+        for weights, metadata in present:
+            try:
+                epoch = self._load(weights, metadata)
+            except Exception as e:  # noqa: BLE001 - any unreadable file: try the previous one
+                failures.append((weights, e))
+                continue
+            loaded = (weights, metadata, epoch)
+            break
+        if present and loaded is None:
+            raise UserError(f"no checkpoint in {self.backup_dir} can be read ({_reasons(failures)}); "
+                            "move that folder away to start from epoch 1")
+        epoch = loaded[2] if loaded else 0
+        agreed = self._agree(epoch)
+        if loaded and agreed == 0:   # another worker has none (killed in epoch 1's end)
+            for variable, value in zip(self._variables(), fresh):
+                variable.assign(value)
+            epoch = 0
+        elif loaded and agreed != epoch:   # another worker has only the epoch before
+            epoch = self._load_epoch(agreed, present)
+        for weights, _ in failures:   # never rotated into .bkp, kept aside to look at
+            os.replace(weights, weights + ".unreadable")
+        if failures:
+            print(f"warning: checkpoint {_reasons(failures)}; resuming from the previous one "
+                  f"(epoch {epoch})", file=self.stream or sys.stderr, flush=True)
+        self.resumed_from = epoch
+        self.model._initial_epoch = epoch
+
+    def _variables(self):
+        optimizer = self.model.optimizer
+        return list(self.model.variables) + (list(optimizer.variables) if optimizer else [])
+
+    def _state(self):
+        return [variable.numpy() for variable in self._variables()]
+
+    def _agree(self, epoch):
+        """The smallest epoch any worker holds (this worker's own when there is one)."""
+        if self.strategy is None:
+            return epoch
+        return int(min(gather_over_replicas(self.strategy, epoch)))
+
+    def _load_epoch(self, epoch, present):
+        for weights, metadata in present:
+            try:
+                if _stored_epoch(weights, metadata) == epoch:
+                    return self._load(weights, metadata)
+            except Exception:  # noqa: BLE001
+                continue
+        raise UserError(f"the workers' checkpoints disagree: this worker has no readable epoch "
+                        f"{epoch} in {self.backup_dir}; move every worker's backup away to start afresh")
+
+    def _load(self, weights, metadata):
+        """Loads one checkpoint into the model; returns its epoch."""
+        epoch = _stored_epoch(weights, metadata)
+        named = weights
+        if not weights.endswith(".weights.h5"):
+            named = atomic_io.temp_name(weights, ".weights.h5")   # Keras wants this ending
+            _link_or_copy(weights, named)
+        try:
+            with warnings.catch_warnings():
+                # One line for a checkpoint that cannot be read, not one warning per layer;
+                # and a file that would leave some layers as initialized is not read.
+                warnings.simplefilter("ignore")
+                warnings.filterwarnings("error", message=".*freshly-initialized")
+                self.model.load_weights(named)
+        finally:
+            if named != weights:
+                os.remove(named)
+        return epoch
+
+    def _save_model(self):
+        epoch = self._current_epoch
+        os.makedirs(self.backup_dir, exist_ok=True)
+        # The previous checkpoint stays whole under .bkp (a hard link: no copy, no window).
+        for current, previous in ((self._weights_path, self._prev_weights_path),
+                                  (self._training_metadata_path, self._prev_training_metadata_path)):
+            if os.path.exists(current):
+                with atomic_io.atomic_path(previous) as tmp:
+                    _link_or_copy(current, tmp)
+        with atomic_io.atomic_path(self._weights_path, "backup", epoch, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+            with h5py.File(tmp, "a") as f:
+                f.attrs[EPOCH_ATTR] = epoch
+        atomic_io.write_text(self._training_metadata_path,
+                             json.dumps({"epoch": epoch, "batch": self._last_batch_seen}),
+                             "metadata", epoch)
+
+
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """keras.callbacks.CSVLogger (append=True) whose file is rewritten whole after every epoch.
+
+    Keras's logger appends to an open file: a kill in the middle of a row
+    leaves half a row. Here the rows go to memory and the whole file is
+    written beside and renamed over at each epoch's end.
+    """
+
+    def __init__(self, filename):
+        super().__init__(filename, append=True)
+
+    def on_train_begin(self, logs=None):
+        text = ""
+        if os.path.exists(self.filename):
+            with open(self.filename) as f:
+                text = f.read()
+        self.append_header = not text.strip()
+        self.csv_file = io.StringIO(text)
+        self.csv_file.seek(0, io.SEEK_END)
+        self.writer, self.keys = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        atomic_io.write_text(self.filename, self.csv_file.getvalue(), "history", epoch + 1)
+
+
+def completed_epochs(backup_dir):
+    """Epochs the newest readable checkpoint in backup_dir holds (0 when there is none)."""
+    paths = [("latest.weights.h5", "training_metadata.json"),
+             ("latest.weights.h5.bkp", "training_metadata.json.bkp")]
+    for weights, metadata in paths:
+        try:
+            return _stored_epoch(os.path.join(backup_dir, weights), os.path.join(backup_dir, metadata))
+        except Exception:  # noqa: BLE001
+            continue
+    return 0
+
+
+def _stored_epoch(weights, metadata):
+    """The epoch inside the weights file; a checkpoint from before it was stored there: its JSON."""
+    with h5py.File(weights, "r") as f:
+        if EPOCH_ATTR in f.attrs:
+            return int(f.attrs[EPOCH_ATTR])
+    with open(metadata) as f:
+        return int(json.load(f)["epoch"])
+
+
+def _link_or_copy(source, target):
+    try:
+        os.link(source, target)
+    except OSError:
+        import shutil
+        shutil.copyfile(source, target)
+
+
+def _reasons(failures):
+    return "; ".join(f"{os.path.basename(path)} cannot be read ({type(e).__name__}: "
+                     f"{str(e).splitlines()[0][:120] if str(e) else ''})" for path, e in failures)
