@@ -104,7 +104,9 @@ def test_two_workers_on_localhost_finish_one_run(tmp_path):
     # re-estimated here on the training images, score the same on the test images.
     as_saved, reestimated = _scores(os.path.join(tmp_path, "student.keras"))
     assert as_saved == pytest.approx(results["student"]["top1"], abs=1e-6)
-    assert abs(as_saved - reestimated) <= 0.01, (results["student"], reestimated)
+    # Two re-estimations from different draws of 20 training batches differ by a few of
+    # the 360 test images (0.011 seen); statistics that trail the weights cost tens of points.
+    assert abs(as_saved - reestimated) <= 0.03, (results["student"], reestimated)
     assert results["history"][-1]["val_top1"] == pytest.approx(results["student"]["top1"], abs=1e-6)
     assert os.path.exists(os.path.join(tmp_path, "export", "student", "saved_model.pb"))
     # the non-chief checkpointed in its own folder, never over the chief's files
