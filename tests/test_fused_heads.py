@@ -107,7 +107,7 @@ def test_fused_ops_match_their_plain_tf_forms_and_gradients():
     dm = tf.constant(rng.normal(size=(5, 24)))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([z, t])
-        m = fused.channel_moments(z, t)
+        m = fused.channel_sums(z, t)
         z64, t64 = tf.cast(z, F64), tf.cast(t, F64)
         want = tf.stack([tf.reduce_sum(v, axis=(0, 1, 2))
                          for v in (z64, t64, z64 * z64, t64 * t64, z64 * t64)])

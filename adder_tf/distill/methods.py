@@ -15,10 +15,15 @@ distiller's own weights (the heads) exist only for training. Arguments are
 checked at construction and a wrong one is named in the error. A distiller
 saves and loads as a whole (`pkkd.save("run.keras")`, `keras.saving.load_model`),
 both networks, heads and both optimizers' states, to go on training.
+
+Each class lists its loss terms (`adder_tf.distill.terms`) and keeps its
+arguments for its config; the step is `DistillationTrainer`'s. compile
+takes jit_compile=False by default, as AdderModel does.
 """
 import keras
 
 from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS
+from adder_tf.distill.terms import KernelFeatures, SelectivityTransfer, SoftLabels
 from adder_tf.distill.trainer import DistillationTrainer
 
 
@@ -55,6 +60,11 @@ class _Serializable:
                            else getattr(self, arg))
         return config
 
+    def _keep(self, args):
+        """The validated arguments, as attributes (what get_config reads)."""
+        for name, value in args.items():
+            setattr(self, name, value)
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
@@ -85,17 +95,20 @@ class PKKD(_Serializable, DistillationTrainer):
     """
 
     _ARGS = ("taps", "alpha", "beta", "temperature", "feature_loss", "feature_norm", "progressive")
+    loss_kind = "pkkd"
 
     def __init__(self, teacher, student, *, taps=None, alpha=1.0, beta=1.0, temperature=1.0,
                  feature_loss="kernel_conv1x1", feature_norm="standardize", progressive=True,
                  **kwargs):
-        super().__init__(student, teacher, loss="pkkd", taps=taps,
-                         alpha=_validate_weight("alpha", alpha),
-                         beta=_validate_weight("beta", beta),
-                         temperature=_validate_temperature(temperature),
-                         feature_loss=_validate_choice("feature_loss", feature_loss, FEATURE_LOSSES),
-                         feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS),
-                         progressive=progressive, **kwargs)
+        args = dict(alpha=_validate_weight("alpha", alpha), beta=_validate_weight("beta", beta),
+                    temperature=_validate_temperature(temperature),
+                    feature_loss=_validate_choice("feature_loss", feature_loss, FEATURE_LOSSES),
+                    feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS))
+        terms = [SoftLabels(args["alpha"], args["temperature"]),
+                 KernelFeatures(args["beta"], args["feature_loss"], args["feature_norm"])]
+        super().__init__(student, teacher, terms=terms, taps=taps, progressive=progressive,
+                         **kwargs)
+        self._keep(args)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -104,11 +117,14 @@ class KD(_Serializable, DistillationTrainer):
     (CE + alpha * T^2 KL(teacher || student)) / (1 + alpha), PKKD's convention."""
 
     _ARGS = ("alpha", "temperature", "progressive")
+    loss_kind = "kd"
 
     def __init__(self, teacher, student, *, alpha=1.0, temperature=1.0, progressive=True, **kwargs):
-        super().__init__(student, teacher, loss="kd", alpha=_validate_weight("alpha", alpha),
-                         temperature=_validate_temperature(temperature),
+        args = dict(alpha=_validate_weight("alpha", alpha),
+                    temperature=_validate_temperature(temperature))
+        super().__init__(student, teacher, terms=[SoftLabels(args["alpha"], args["temperature"])],
                          progressive=progressive, **kwargs)
+        self._keep(args)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -120,10 +136,13 @@ class NST(_Serializable, DistillationTrainer):
     """
 
     _ARGS = ("taps", "beta", "progressive")
+    loss_kind = "nst"
 
     def __init__(self, teacher, student, *, taps=None, beta=1.0, progressive=True, **kwargs):
-        super().__init__(student, teacher, loss="nst", taps=taps,
-                         beta=_validate_weight("beta", beta), progressive=progressive, **kwargs)
+        beta = _validate_weight("beta", beta)
+        super().__init__(student, teacher, terms=[SelectivityTransfer(beta)], taps=taps,
+                         progressive=progressive, **kwargs)
+        self._keep({"beta": beta})
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -131,4 +150,4 @@ class Supervised(_Serializable, DistillationTrainer):
     """No teacher: cross-entropy only, with the same logs and callbacks as the distillers."""
 
     def __init__(self, student, **kwargs):
-        super().__init__(student, None, loss="ce", **kwargs)
+        super().__init__(student, None, **kwargs)
