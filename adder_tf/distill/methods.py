@@ -149,5 +149,7 @@ class NST(_Serializable, DistillationTrainer):
 class Supervised(_Serializable, DistillationTrainer):
     """No teacher: cross-entropy only, with the same logs and callbacks as the distillers."""
 
+    loss_kind = "ce"
+
     def __init__(self, student, **kwargs):
         super().__init__(student, None, **kwargs)

@@ -63,7 +63,7 @@ class DistillationTrainer(ReestimatingFit, keras.Model):
     validation and when it ends, under any strategy (`ReestimatingFit`).
     """
 
-    loss_kind = "ce"   # the method's name in logs ("pkkd", "kd", "nst"; "ce": no teacher)
+    loss_kind = None   # the method's name: "pkkd", "kd", "nst", "ce" (Supervised: no teacher)
 
     def __init__(self, student, teacher=None, *, terms=(), taps=None, progressive=True, **kwargs):
         super().__init__(**kwargs)
