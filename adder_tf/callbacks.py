@@ -74,11 +74,14 @@ class DistillationLogger(keras.callbacks.Callback):
     (`adder_tf.distill.health`: each network with the batch's own BatchNorm
     statistics, nothing persisted), once before training and after every epoch.
     The first measurement is kept in `start_path` so that a resumed run
-    counts dead taps against the true start.
+    counts dead taps against the true start; every epoch's is appended to
+    `epochs_path` (JSON lines, {"epoch": n, "taps": [...]}), so the kernels'
+    statistics can be read at the start, middle and end of a run.
     """
 
-    def __init__(self, log_dir, probe_images=None, start_path=None):
+    def __init__(self, log_dir, probe_images=None, start_path=None, epochs_path=None):
         super().__init__()
+        self._epochs_path = epochs_path
         self._writer = tf.summary.create_file_writer(f"{log_dir}/distill")
         self._images = probe_images
         self._start_path = start_path
@@ -115,6 +118,9 @@ class DistillationLogger(keras.callbacks.Callback):
                                 "sigma_teacher"):
                         tf.summary.scalar(f"{key}/{row['tap']}", row[key])
                 tf.summary.scalar("dead_taps", dead_taps(self.health, self.start))
+                if self._epochs_path:
+                    with open(self._epochs_path, "a") as f:
+                        f.write(json.dumps({"epoch": epoch + 1, "taps": self.health}) + "\n")
         self._writer.flush()
 
 

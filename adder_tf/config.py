@@ -15,6 +15,7 @@ ARCHS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56",
 DATASETS = ("cifar10", "cifar100", "imagenet2012", "mnist", "digits", "npz", "folder")
 FEATURE_LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
 FEATURE_NORMS = ("standardize", "none")
+LAPLACE_WIDTHS = ("spread", "mean")
 TEACHER_MODES = ("progressive", "fixed")
 STRIDE2_PADDINGS = ("symmetric", "same")
 CLASSIFIERS = ("dense", "conv_bn")
@@ -35,6 +36,7 @@ class Config:
     teacher_path: str = ""
     feature_loss: str = "kernel_conv1x1"
     feature_norm: str = "standardize"
+    laplace_width: str = "spread"
     stride2_padding: str = "symmetric"
     classifier: str = "dense"
     alpha: float = 1.0
@@ -99,6 +101,10 @@ class Config:
         _choice("teacher", self.teacher, TEACHER_MODES)
         _choice("feature_loss", self.feature_loss, FEATURE_LOSSES)
         _choice("feature_norm", self.feature_norm, FEATURE_NORMS)
+        _choice("laplace_width", self.laplace_width, LAPLACE_WIDTHS)
+        if self.laplace_width != "spread" and self.feature_norm == "none":
+            raise UserError("--laplace_width applies to --feature_norm=standardize; "
+                            "--feature_norm=none is eq. 8 as written (the mean width)")
         _choice("stride2_padding", self.stride2_padding, STRIDE2_PADDINGS)
         _choice("classifier", self.classifier, CLASSIFIERS)
         if self.model_options and self.arch not in CIFAR_RESNETS:

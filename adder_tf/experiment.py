@@ -108,7 +108,8 @@ def _build_trainer(config, data, total_steps):
     if config.method == "pkkd":
         trainer = distill.PKKD(teacher, student, taps=pairs, alpha=config.alpha, beta=config.beta,
                                temperature=config.temperature, feature_loss=config.feature_loss,
-                               feature_norm=config.feature_norm, progressive=progressive)
+                               feature_norm=config.feature_norm, progressive=progressive,
+                               laplace_width=config.laplace_width)
     elif config.method == "kd":
         trainer = distill.KD(teacher, student, alpha=config.alpha,
                              temperature=config.temperature, progressive=progressive)
@@ -159,7 +160,8 @@ def _callbacks(config, trainer, probe):
         keras.callbacks.CSVLogger(_history_path(config.model_dir), append=True),
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup"), delete_checkpoint=False,
                                          double_checkpoint=True),
-        DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json")),
+        DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json"),
+                           os.path.join(folder, "feature_health_epochs.jsonl")),
         TensorBoard(logs, histogram_freq=1, write_graph=False),
     ]
 

@@ -2,9 +2,17 @@
 
     python bench/adder_bench.py [--quick] [--reps N] [--no_reference]
                                 [--skip_layers] [--skip_step] [--skip_memory] [--skip_xla]
+    python bench/adder_bench.py --imagenet [--budget_minutes M] [--reps N]
+                                [--imagenet_train_size {224,112}] [--smoke]
 
 (--reps sets the layer rounds and the batch-32 step rounds; the batch-128
 steps with --quick take 9 rounds, the XLA steps 3, or 5 without --quick.)
+
+The sections below are ResNet-20's (CIFAR). --imagenet runs instead the
+ImageNet sections, ResNet-18 and ResNet-50 at 224x224: every distinct adder
+layer shape, whole-model inference and a ResNet-18 training step, each adder
+against Conv2D side by side (imagenet_bench.py says how); --smoke runs them
+in a minute at tiny batches to check the bench.
 
 Prints one JSON object on stdout (progress goes to stderr).
 
@@ -65,6 +73,9 @@ import keras  # noqa: E402
 
 from adder_tf import AdderConv2D  # noqa: E402
 from adder_tf import ops as adder_ops  # noqa: E402
+import imagenet_bench  # noqa: E402
+from bench_common import (_block, cpu_model, interleaved, layer_step,  # noqa: E402,F401
+                          make_train_step, median_time, progress, random_batch)
 
 # (name, H, W, c_in, c_out, kernel, stride)
 SHAPES = [
@@ -75,92 +86,6 @@ SHAPES = [
     ("shortcut_32x32x16_32_k1s2", 32, 32, 16, 32, 1, 2),
 ]
 STAGES = SHAPES[:3]
-
-
-def cpu_model():
-    """The CPU's model name, family / model / stepping (x86) or implementer / part
-    (ARM), and its vector flags, from /proc/cpuinfo: a model name such as
-    "Intel(R) Xeon(R) Processor" alone does not say which CPU it is."""
-    name, flags, ids = platform.processor() or platform.machine(), set(), {}
-    id_keys = {"cpu family": "family", "model": "model_number", "stepping": "stepping",
-               "CPU implementer": "implementer", "CPU part": "part"}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and name in ("", platform.machine()):
-                    name = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-                elif key in id_keys and id_keys[key] not in ids:
-                    ids[id_keys[key]] = value.strip()
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16",
-              "avx512_fp16", "amx_tile", "asimd", "sve")
-    return {"model": name, **ids, "vector_flags": [f for f in wanted if f in flags]}
-
-
-def progress(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def median_time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        _block(fn())
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        _block(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def interleaved(fns, reps, warmup=2):
-    """Each fn once per round, `reps` rounds: median time of each, and for every fn
-    but the first the median over rounds of (its time / the first fn's time).
-
-    On a shared 2-core VM the speed of the machine drifts by tens of percent
-    within a minute; timing the two sides of a ratio in the same round makes
-    the drift hit both alike (separate medians gave 1.4x to 2.5x for one
-    layer ratio in four runs of the same code).
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            _block(fn())
-    times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            _block(fn())
-            times[k].append(time.perf_counter() - t0)
-    base = next(iter(fns))
-    medians = {k: statistics.median(v) for k, v in times.items()}
-    ratios = {k: statistics.median([a / b for a, b in zip(times[k], times[base])])
-              for k in fns if k != base}
-    return medians, ratios, times
-
-
-def _block(out):
-    for t in tf.nest.flatten(out):
-        t.numpy() if hasattr(t, "numpy") else t
-
-
-def layer_step(layer, x):
-    """Forward and backward of one layer. The loss is returned: the gradients of
-    a convolution need only x, w and dy, so a step that returned only them would
-    let TensorFlow prune the forward pass away (it did: the layer ratios
-    measured that way were backward-only)."""
-    @tf.function(jit_compile=False)
-    def step(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x)
-            loss = tf.reduce_sum(y * 1e-3)
-        dx, dw = tape.gradient(loss, [x, layer.kernel])
-        return dx, dw, loss
-    return step
 
 
 def bench_layers(batches, reps, with_reference):
@@ -196,31 +121,6 @@ def bench_layers(batches, reps, with_reference):
     return rows
 
 
-def make_train_step(flavour, batch, path, jit_compile=False):
-    from adder_tf.models import build_model
-    keras.utils.set_random_seed(0)
-    model = build_model("resnet20", flavour, (32, 32, 3), 10)
-    opt = keras.optimizers.SGD(0.01, momentum=0.9)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(batch, 32, 32, 3)).astype("float32"))
-    y = tf.constant(rng.integers(0, 10, size=(batch,)))
-
-    @tf.function(jit_compile=jit_compile)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = loss_fn(y, logits)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply(grads, model.trainable_variables)
-        return loss
-
-    def trace():
-        with adder_ops.use_backend(path if flavour == "adder" else "auto"):
-            step.get_concrete_function(x, y)
-    return step, trace, x, y
-
-
 def make_distill_step(batch, method="pkkd", jit_compile=False):
     """One whole distillation step as the trainer runs it: teacher CE step + student
     step, both optimizers. pkkd: + 18 heads and the feature loss; kd: logits only,
@@ -238,9 +138,7 @@ def make_distill_step(batch, method="pkkd", jit_compile=False):
         trainer = distill.KD(teacher, student, alpha=10.0)
     opt = AdderSGD(0.01, momentum=0.9, l2=5e-4)
     trainer.compile(optimizer=opt, teacher_optimizer=AdderSGD(0.01, momentum=0.9, eta=0.0))
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(batch, 32, 32, 3)).astype("float32"))
-    y = tf.constant(rng.integers(0, 10, size=(batch,)))
+    x, y = random_batch(batch, 32, 10)
     step = tf.function(trainer.train_step, jit_compile=jit_compile)
     return lambda: step((x, y))
 
@@ -417,8 +315,23 @@ def main():
     p.add_argument("--skip_memory", action="store_true")
     p.add_argument("--skip_xla", action="store_true", help="skip the jit_compile=True steps")
     p.add_argument("--no_reference", action="store_true", help="skip the plain-TF path")
+    p.add_argument("--imagenet", action="store_true",
+                   help="only the ImageNet sections (ResNet-18/50 layers, inference, step)")
+    p.add_argument("--budget_minutes", type=float, default=12.0,
+                   help="with --imagenet: time for the timed rounds (building, tracing and "
+                        "warm-up add 3-5 minutes on 2 cores); --reps fixes the rounds instead")
+    p.add_argument("--imagenet_train_size", type=int, default=224, choices=(224, 112),
+                   help="with --imagenet: image size of the ResNet-18 training step")
+    p.add_argument("--smoke", action="store_true",
+                   help="with --imagenet: every section at tiny batches, one round each")
     p.add_argument("--_memory_child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.smoke and not a.imagenet:
+        p.error("--smoke goes with --imagenet")
+    if a.reps is not None and a.reps < 1:
+        p.error(f"--reps must be at least 1, got {a.reps}")
+    if not a.budget_minutes > 0:
+        p.error(f"--budget_minutes must be positive, got {a.budget_minutes}")
     if a._memory_child:
         flavour, path, batch, *jit = a._memory_child
         memory_child(flavour, path, int(batch), bool(int(jit[0])) if jit else False)
@@ -442,9 +355,19 @@ def main():
                 "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
                 "fast_op_build_s_this_run": info["build_seconds"],
-                "rounds": rounds,
                 "statistic": "median; ratios: median over rounds of side-by-side runs"},
     }
+    if a.imagenet:
+        result["imagenet"] = imagenet_bench.run(a.smoke, a.budget_minutes,
+                                                a.imagenet_train_size, a.reps)
+    else:
+        result["env"]["rounds"] = rounds
+        run_cifar_sections(a, result, rounds, layer_reps)
+    result["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(result, indent=1))
+
+
+def run_cifar_sections(a, result, rounds, layer_reps):
     ref = not a.no_reference
     if not a.skip_layers:
         rows = bench_layers([32, 128], layer_reps, ref)
@@ -466,8 +389,6 @@ def main():
         result["memory"] = bench_memory(128, ref and not a.quick)
     if not a.skip_xla:
         result["xla"] = bench_xla(128, rounds["xla"], with_memory=not a.skip_memory)
-    result["bench_seconds"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_nst_matches_numpy_and_is_zero_for_identical_maps():
     np.testing.assert_allclose(nst_pair(tf.constant(t), tf.constant(t * [1.0, 5.0, 0.1])), 0.0, atol=1e-9)
 
 
-def test_nst_pools_the_larger_map_and_sums_over_pairs():
+def test_nst_pools_the_larger_map_and_averages_over_pairs():
     rng = np.random.default_rng(3)
     big, small = rng.normal(size=(2, 8, 8, 3)), rng.normal(size=(2, 4, 4, 3))
     pooled = big.reshape(2, 4, 2, 4, 2, 3).mean(axis=(2, 4))
@@ -49,6 +49,11 @@ def test_nst_pools_the_larger_map_and_sums_over_pairs():
                                _nst_numpy(pooled, small), rtol=1e-6)
     total = nst_loss([tf.constant(small), tf.constant(big)], [tf.constant(small * 2), tf.constant(big)])
     np.testing.assert_allclose(total, 0.0, atol=1e-9)
+    # The mean over taps, as PKKD's L_mid (a sum would weigh NST by the number of taps).
+    other = rng.normal(size=(2, 4, 4, 3))
+    mean = nst_loss([tf.constant(small), tf.constant(big)], [tf.constant(other), tf.constant(small)])
+    expected = (_nst_numpy(small, other) + _nst_numpy(pooled, small)) / 2.0
+    np.testing.assert_allclose(mean, expected, rtol=1e-6)
 
 
 def test_no_gradient_reaches_the_teacher():

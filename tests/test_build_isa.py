@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from adder_tf import ops as adder_ops
-from adder_tf.ops import adder_fast
+from adder_tf.ops import adder_fast, build
 
 INTEL_FP16 = ("fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx f16c fma bmi1 bmi2 movbe avx2 "
               "avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni avx512_bf16 "
@@ -50,7 +50,7 @@ def test_kernels_unit_includes_no_tensorflow_or_eigen_header():
     _need_compiler()
     import tensorflow as tf
     deps = subprocess.run([os.environ.get("CXX", "g++"), "-std=c++17", "-M",
-                           adder_fast.KERNELS_SOURCE], capture_output=True, text=True, check=True)
+                           build.KERNELS_SOURCE], capture_output=True, text=True, check=True)
     assert tf.sysconfig.get_include() not in deps.stdout
     assert "Eigen" not in deps.stdout and "tensorflow" not in deps.stdout
 

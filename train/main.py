@@ -25,6 +25,10 @@ flags.DEFINE_string("feature_loss", "kernel_conv1x1", f"One of {', '.join(C.FEAT
 flags.DEFINE_string("feature_norm", "standardize",
                     "standardize (default: per-channel standardized features, mean over taps, "
                     "loss divided by 1 + alpha + beta) or none (eq. 13-14 as written).")
+flags.DEFINE_string("laplace_width", "spread",
+                    "The student's Laplace kernel width: spread (default: centred on each channel's "
+                    "mean distance, width at the distances' spread) or mean (width at the mean "
+                    "distance: nearly a straight line, for the ablation).")
 flags.DEFINE_string("stride2_padding", "symmetric",
                     "CIFAR ResNets: symmetric (PyTorch padding=1, the reference) or same (TF).")
 flags.DEFINE_string("classifier", "dense",

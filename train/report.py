@@ -8,6 +8,14 @@ differ only by --seed (mean ± sample std, count), prints the Markdown tables
 run found) and writes to --out: report.md, accuracy curves
 (accuracy_DATASET_ARCH.png) and CNN-vs-ANN weight histograms
 (weights_DATASET_ARCH_*.png).
+
+    python train/report.py --runs=results/pkkd_protocol --docs=docs/pkkd_protocol.md [--check]
+
+With --docs, --runs is a protocol folder (experiments/pkkd_protocol.sh) and
+the generated blocks of the Markdown file (`<!-- begin NAME -->` ...
+`<!-- end NAME -->`) are rewritten from its results.json files
+(`adder_tf.report.protocol`); with --check nothing is written and the exit
+status is 1 when a block differs from what the results give.
 """
 import os
 import sys
@@ -23,6 +31,9 @@ flags.DEFINE_string("out", "", "Folder for report.md and the PNG figures (defaul
                     "or RUN_report beside a single run folder).")
 flags.DEFINE_bool("curves", True, "Draw accuracy curves.")
 flags.DEFINE_bool("weights", True, "Draw weight histograms (loads the saved .keras models).")
+flags.DEFINE_string("docs", "", "A Markdown file whose generated blocks are filled from the "
+                    "protocol folder --runs (see the module docstring).")
+flags.DEFINE_bool("check", False, "With --docs: write nothing, exit 1 if a block is out of date.")
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 
 
@@ -38,10 +49,37 @@ def default_out(runs):
     return os.path.join(runs, "report")
 
 
+def docs(path, runs, check):
+    """Fill (or, with check, compare) the generated blocks of `path` from protocol folder `runs`."""
+    from adder_tf.report import markdown_blocks, protocol
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise UserError(f"--docs {path}: cannot read it ({e.strerror})")
+    generated = protocol.render(runs)
+    generated = {k: v for k, v in generated.items() if k in markdown_blocks.blocks(text)}
+    if check:
+        stale = markdown_blocks.stale(text, generated)
+        if stale:
+            print(f"{path}: out of date against {runs}: {', '.join(stale)} "
+                  f"(python train/report.py --runs={runs} --docs={path})")
+            raise SystemExit(1)
+        print(f"{path}: {len(generated)} block(s) match {runs}")
+        return
+    with open(path, "w") as f:
+        f.write(markdown_blocks.fill(text, generated))
+    print(f"{path}: {len(generated)} block(s) written from {runs}")
+
+
 def main(argv):
-    cli.import_tensorflow_quietly()
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+    if F.check and not F.docs:
+        raise UserError("--check goes with --docs")
+    if F.docs:
+        return docs(F.docs, F.runs, F.check)
+    cli.import_tensorflow_quietly()
     from adder_tf.report import collect, tables
     runs = collect.load_runs(F.runs, warn=_warn)
     groups = collect.group_runs(runs)

@@ -49,8 +49,13 @@ def nst_pair(teacher_feature, student_feature):
 
 
 def nst_loss(teacher_features, student_features):
-    """NST summed over aligned lists of feature maps, per example."""
-    return tf.add_n([nst_pair(t, s) for t, s in zip(teacher_features, student_features)])
+    """NST averaged over aligned lists of feature maps, per example.
+
+    The mean over taps, as PKKD's L_mid: with a sum, the same beta would weigh
+    NST's feature term (number of taps) times PKKD's (12x on ResNet-14).
+    """
+    pairs = [nst_pair(t, s) for t, s in zip(teacher_features, student_features)]
+    return tf.add_n(pairs) / float(len(pairs))
 
 
 # The same losses under Keras's own distillation interface

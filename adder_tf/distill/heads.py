@@ -51,7 +51,8 @@ from adder_tf.ops.moments import standardize
 class AlignmentHead(keras.layers.Layer):
     """Kernel transform (Gaussian for a CNN tap, Laplace for an ANN tap) + 1x1 conv."""
 
-    def __init__(self, side, feature_loss="kernel_conv1x1", feature_norm="standardize", **kwargs):
+    def __init__(self, side, feature_loss="kernel_conv1x1", feature_norm="standardize",
+                 laplace_width="spread", **kwargs):
         super().__init__(**kwargs)
         if side not in ("teacher", "student"):
             raise ValueError(f"side must be 'teacher' or 'student', got {side!r}")
@@ -62,20 +63,23 @@ class AlignmentHead(keras.layers.Layer):
         self.side = side
         self.feature_loss = feature_loss
         self.feature_norm = feature_norm
+        self.laplace_width = laplace_width
         self.use_kernel = feature_loss.startswith("kernel")
         self.use_conv = feature_loss.endswith("conv1x1") and (
             side == "student" or feature_norm == "none")
         self.standardize_input = feature_loss == "conv1x1"
         self.kernel_transform = None
         if self.use_kernel:
-            kernel = GaussianKernel if side == "teacher" else LaplaceKernel
             literal = feature_norm == "none"
             # The target is not something to optimise: by default the teacher's
             # width is the batch scale itself (see the module docstring).
-            self.kernel_transform = kernel(bounded=not literal,
-                                           learned=literal or side == "student",
-                                           relative=not literal,
-                                           name="gaussian" if side == "teacher" else "laplace")
+            options = dict(bounded=not literal, learned=literal or side == "student",
+                           relative=not literal)
+            if side == "teacher":
+                self.kernel_transform = GaussianKernel(name="gaussian", **options)
+            else:
+                self.kernel_transform = LaplaceKernel(
+                    width="mean" if literal else laplace_width, name="laplace", **options)
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -108,5 +112,5 @@ class AlignmentHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(side=self.side, feature_loss=self.feature_loss,
-                      feature_norm=self.feature_norm)
+                      feature_norm=self.feature_norm, laplace_width=self.laplace_width)
         return config

@@ -3,7 +3,10 @@
 For each tapped layer, on a fixed batch of images: the spread (standard
 deviation over batch, positions and channels, averaged over channels) of
 the student-side and teacher-side head outputs, their mean per-channel
-correlation, and the kernel widths. A tap is dead when either side's spread
+correlation, the kernel widths, and for each side with a kernel how far it
+is from a straight line (`adder_tf.layers.kernels.kernel_statistics`: the
+exponent's range over the batch and the R^2 of the best affine fit of the
+kernel's output on the tap, keys `<stat>_student` / `<stat>_teacher`). A tap is dead when either side's spread
 fell below DEAD_FRACTION of its value at the start of training: then the
 feature loss no longer sees that layer, whatever its value says.
 
@@ -41,6 +44,14 @@ def batch_statistics(trainer):
             v.assign(value)
 
 
+def _kernel_row(head, z, side):
+    if head.kernel_transform is None:
+        return {}
+    from adder_tf.layers.kernels import kernel_statistics
+    stats = kernel_statistics(head.kernel_transform, z)
+    return {f"{key}_{side}": value for key, value in stats.items() if key != "width"}
+
+
 def feature_health(trainer, images, start=None):
     """One dict per tap, in network order (see the module docstring).
 
@@ -64,7 +75,8 @@ def feature_health(trainer, images, start=None):
                          "teacher_std": float(tf.reduce_mean(std_t)),
                          "corr": float(tf.reduce_mean(corr)),
                          "sigma_student": sh.sigma_value(s),
-                         "sigma_teacher": th.sigma_value(t)})
+                         "sigma_teacher": th.sigma_value(t),
+                         **_kernel_row(sh, s, "student"), **_kernel_row(th, t, "teacher")})
     for i, row in enumerate(rows):
         first = start[i] if start is not None else row
         for side in SIDES:

@@ -22,7 +22,7 @@ takes jit_compile=False by default, as AdderModel does.
 """
 import keras
 
-from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS
+from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS, LAPLACE_WIDTHS
 from adder_tf.distill.terms import KernelFeatures, SelectivityTransfer, SoftLabels
 from adder_tf.distill.trainer import DistillationTrainer
 
@@ -90,22 +90,28 @@ class PKKD(_Serializable, DistillationTrainer):
     feature_loss: "kernel_conv1x1" (the paper's), "kernel", "conv1x1", "raw".
     feature_norm: "standardize" (default, does not collapse) or "none"
       (eq. 13-14 as written).
+    laplace_width: the student kernel's width (`adder_tf.layers.kernels`):
+      "spread" (default) or "mean" (the earlier, nearly affine width);
+      feature_norm="none" uses eq. 8 as written whatever this says.
     progressive: True trains the teacher beside the student (needs
       compile(teacher_optimizer=...)); False keeps it fixed.
     """
 
-    _ARGS = ("taps", "alpha", "beta", "temperature", "feature_loss", "feature_norm", "progressive")
+    _ARGS = ("taps", "alpha", "beta", "temperature", "feature_loss", "feature_norm", "progressive",
+             "laplace_width")
     loss_kind = "pkkd"
 
     def __init__(self, teacher, student, *, taps=None, alpha=1.0, beta=1.0, temperature=1.0,
                  feature_loss="kernel_conv1x1", feature_norm="standardize", progressive=True,
-                 **kwargs):
+                 laplace_width="spread", **kwargs):
         args = dict(alpha=_validate_weight("alpha", alpha), beta=_validate_weight("beta", beta),
                     temperature=_validate_temperature(temperature),
                     feature_loss=_validate_choice("feature_loss", feature_loss, FEATURE_LOSSES),
-                    feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS))
+                    feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS),
+                    laplace_width=_validate_choice("laplace_width", laplace_width, LAPLACE_WIDTHS))
         terms = [SoftLabels(args["alpha"], args["temperature"]),
-                 KernelFeatures(args["beta"], args["feature_loss"], args["feature_norm"])]
+                 KernelFeatures(args["beta"], args["feature_loss"], args["feature_norm"],
+                                args["laplace_width"])]
         super().__init__(student, teacher, terms=terms, taps=taps, progressive=progressive,
                          **kwargs)
         self._keep(args)

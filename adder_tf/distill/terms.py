@@ -83,9 +83,10 @@ class KernelFeatures(LossTerm):
     weighs_examples = False
 
     def __init__(self, weight=1.0, feature_loss="kernel_conv1x1", feature_norm="standardize",
-                 argument="beta"):
+                 laplace_width="spread", argument="beta"):
         super().__init__(weight, argument)
         self.feature_loss, self.feature_norm = feature_loss, feature_norm
+        self.laplace_width = laplace_width
         # eq. 13-14 as written: undivided, and its heads decay like every weight;
         # otherwise weight decay would pull every log-width to 0 and shrink rho
         # (the heads are loss machinery, not part of the network).
@@ -96,7 +97,8 @@ class KernelFeatures(LossTerm):
         self.teacher_heads = self._heads("teacher", teacher_taps)
 
     def _heads(self, side, taps):
-        heads = [AlignmentHead(side, self.feature_loss, self.feature_norm, name=f"{side}_head_{i}")
+        heads = [AlignmentHead(side, self.feature_loss, self.feature_norm,
+                               laplace_width=self.laplace_width, name=f"{side}_head_{i}")
                  for i in range(len(taps))]
         for head, tap in zip(heads, taps):
             head.build(tap.shape)

@@ -10,23 +10,40 @@ the layer's similarity grows: h with the correlation x * f, g with -d.
 Writing exp(-d / sigma_a) would flip the ANN side, and a feature loss
 would then pull every student channel against its teacher channel.
 
-The width (relative=True, the default) is the feature scale of the current
-batch times a learned factor:
+The width (relative=True, the default) is a scale of the current batch
+times a learned factor:
 
-    sigma_a   = mean(d)   * exp(t)
-    sigma_c^2 = mean(|z|) * exp(2 t)      (z = x * f)
+    sigma_c^2 = mean(|z|) * exp(2 t)                    (z = x * f)
+    Laplace, width="spread" (default):
+      g = exp((d - mean_c(d)) / sigma_a),   sigma_a = spread(d) * exp(t)
+    Laplace, width="mean" (the earlier width, kept for the ablation):
+      g = exp(d / sigma_a),                 sigma_a = mean(d) * exp(t)
 
-The batch scale (a global-batch mean, without gradient) keeps the exponent
-O(1) whatever the layer and however far its features drift in training: a
-fixed or freely learned sigma does not, and the exponent then saturates
-(g or h constant, zero gradient: the collapse seen on ResNet-20).
+mean_c(d) is channel c's mean distance over the global batch and spread(d)
+the root of the tap's mean per-channel variance (both without gradient).
+Why not the mean distance as width: an adder layer's distances have a mean
+tens to a hundred times their spread, so d / mean(d) varies by a few
+percent across a batch and exp of it is, within about 1%, an affine
+function of the tap: after standardization the kernel would be the raw
+feature. With the width at the spread the exponent varies by O(1) over the
+batch and g bends. Relation to eq. 8: exp(d / s) = exp(mean_c(d) / s) *
+exp((d - mean_c(d)) / s); the first factor is one positive constant per
+channel for the batch, which the per-channel standardization of the loss
+removes (and a 1x1 conv after it can absorb), so the centred kernel is eq. 8
+at width s without the factor that would overflow float32 once s is the
+spread (mean / spread is 10-100, exp of it up to 1e43).
+
+The batch scale (a global-batch statistic, without gradient) keeps the
+exponent O(1) whatever the layer and however far its features drift in
+training: a fixed or freely learned sigma does not, and the exponent then
+saturates (g or h constant, zero gradient: the collapse seen on ResNet-20).
 `bounded=True` keeps the learned factor within [1/4, 4] with a smooth
 squashing function whose slope never reaches 0, so no width can run off to
 where the kernel is flat; `bounded=False` learns t freely; `learned=False`
 keeps the factor at 1.
 
-relative=False is eq. 7-8 as written: the width itself is the learned
-parameter (log sigma, free). The paper does not say where it starts; it
+relative=False is eq. 7-8 as written (uncentred, width="mean" only): the
+width itself is the learned parameter (log sigma, free). The paper does not say where it starts; it
 starts at the scale of the first batch the kernel sees (a one-time data
 initialisation; from a constant such as 1 the exponent of an adder layer
 would be in the hundreds and clipped, with no gradient to leave it).
@@ -34,11 +51,19 @@ would be in the hundreds and clipped, with no gradient to leave it).
 Either way the exponent is clipped at EXPONENT_LIMIT per element, only so
 that no float overflows: exp(30)^2 summed over 1e12 elements is still a
 finite float32. With widths at the batch scale only elements beyond 30
-times the batch's mean distance (60 times its mean |x*f|) reach it.
+times the width from the channel's mean distance (the spread width; 30
+times the mean distance with the mean width; 60 times its mean |x*f|)
+reach it, and a factor of 1/4 moves that to 7.5 spreads.
+
+`exponent(z)` gives the exponent before clipping, and `kernel_statistics`
+the width, the exponent's range over the batch and how far the kernel is
+from a straight line (R^2 of the best affine fit of its output on the tap):
+what `adder_tf.distill.health` reports per tap and side.
 """
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from adder_tf.ops.fused import exp_map
@@ -56,6 +81,24 @@ def batch_mean(z):
     """Mean over the global batch (all replicas), without gradient."""
     from adder_tf.ops.moments import global_mean
     return ops.stop_gradient(ops.reshape(global_mean(z, tuple(range(len(z.shape)))), ()))
+
+
+def _channel_axes(z):
+    return tuple(range(len(z.shape) - 1))
+
+
+def channel_mean(z):
+    """Each channel's mean over the global batch and positions, without gradient."""
+    from adder_tf.ops.moments import global_mean
+    return ops.stop_gradient(global_mean(z, _channel_axes(z)))
+
+
+def channel_spread(z):
+    """The root of the mean per-channel variance over the global batch, without gradient."""
+    from adder_tf.ops.moments import global_mean
+    centred = z - channel_mean(z)
+    variance = global_mean(ops.square(centred), _channel_axes(z))
+    return ops.stop_gradient(ops.sqrt(ops.reshape(ops.mean(variance), ())))
 
 
 class _KernelTransform(keras.layers.Layer):
@@ -114,19 +157,87 @@ class GaussianKernel(_KernelTransform):
         scale = ops.maximum(batch_mean(ops.abs(z)), 1e-12)
         return self.width(ops.sqrt(scale))
 
+    def exponent(self, z):
+        return -z * (0.5 / ops.square(self.sigma(z)))
+
     def call(self, z):
         inv_two_sigma_sq = 0.5 / ops.square(self.sigma(z))
         return exp_map(z, -inv_two_sigma_sq, EXPONENT_LIMIT)   # exp(min(-z / 2s^2, limit))
 
 
+LAPLACE_WIDTHS = ("spread", "mean")
+
+
 @keras.saving.register_keras_serializable(package="adder_tf")
 class LaplaceKernel(_KernelTransform):
     """g = exp(d / sigma) of an adder layer's output y = -d (eq. 8 with eq. 2's sign):
-    decreases as the similarity y grows, like the Gaussian kernel of a conv output."""
+    decreases as the similarity y grows, like the Gaussian kernel of a conv output.
+
+    width="spread" (the default when relative): centred on each channel's batch
+    mean distance, sigma at the distances' spread; width="mean" (the default,
+    and the only choice, when not relative): sigma at the mean distance
+    (nearly a straight line when relative, see the module docstring).
+    """
+
+    def __init__(self, width=None, **kwargs):
+        super().__init__(**kwargs)
+        if width is None:   # the default: spread, or eq. 8's own width when absolute
+            width = "spread" if self.relative else "mean"
+        if width not in LAPLACE_WIDTHS:
+            raise ValueError(f"width must be one of {LAPLACE_WIDTHS}, got {width!r}")
+        if width == "spread" and not self.relative:
+            raise ValueError("width='spread' needs relative=True (relative=False is eq. 8 as "
+                             "written, at the mean width)")
+        self.width_kind = width
 
     def sigma(self, y):
+        if self.width_kind == "spread":
+            return self.width(ops.maximum(channel_spread(y), 1e-12))
         # An adder output is -distance <= 0, so mean(-y) is the mean distance.
         return self.width(ops.maximum(-batch_mean(y), 1e-12))
 
+    def _centred(self, y):
+        return y - channel_mean(y) if self.width_kind == "spread" else y
+
+    def exponent(self, y):
+        return -self._centred(y) / self.sigma(y)
+
     def call(self, y):
-        return exp_map(y, -1.0 / self.sigma(y), EXPONENT_LIMIT)   # exp(min(-y / s, limit))
+        # exp(min(-(y - centre) / s, limit)) = exp(min((d - mean_c d) / s, limit))
+        return exp_map(self._centred(y), -1.0 / self.sigma(y), EXPONENT_LIMIT)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(width=self.width_kind)
+        return config
+
+
+def kernel_statistics(transform, z):
+    """How a kernel maps this batch of tap outputs z (numpy floats):
+
+    width: the kernel's width on this batch (sigma; for the Gaussian, sigma
+      with sigma^2 the divisor's half);
+    exponent_range: the exponent's max minus min over the batch and positions,
+      averaged over channels (a straight line has a tiny range);
+    r2: the R^2 of the best affine fit of the kernel's output on z, per
+      channel over batch and positions, averaged over channels (1.0 for an
+      affine kernel); r2_max: the largest channel's.
+    """
+    z = ops.convert_to_tensor(z)
+    axes = _channel_axes(z)
+    e = ops.minimum(transform.exponent(z), EXPONENT_LIMIT)
+    g = ops.exp(e)
+    flat = lambda v: ops.reshape(ops.cast(v, "float64"), (-1, z.shape[-1]))
+    zf, gf = flat(z), flat(g)
+    zc, gc = zf - ops.mean(zf, axis=0), gf - ops.mean(gf, axis=0)
+    var_z, var_g = ops.mean(zc * zc, axis=0), ops.mean(gc * gc, axis=0)
+    cov = ops.mean(zc * gc, axis=0)
+    keep = ops.logical_and(var_z > 0, var_g > 0)
+    r2 = ops.where(keep, ops.square(cov) / ops.maximum(var_z * var_g, 1e-300), float("nan"))
+    r2 = ops.convert_to_numpy(r2)
+    span = ops.convert_to_numpy(ops.max(e, axis=axes) - ops.min(e, axis=axes))
+    finite = r2[np.isfinite(r2)]
+    return {"width": float(ops.convert_to_numpy(transform.sigma(z))),
+            "exponent_range": float(np.mean(span)),
+            "r2": float(np.mean(finite)) if finite.size else float("nan"),
+            "r2_max": float(np.max(finite)) if finite.size else float("nan")}
