@@ -71,13 +71,13 @@ echo "chosen on validation: PKKD alpha = beta = $PKKD, KD alpha = $KD, NST beta 
   | tee "$RESULTS/select/chosen.txt"
 
 MAIN=("--epochs=${EPOCHS:-12}" "--validation_freq=${VALIDATION_FREQ:-3}")
-main_seed() {  # main_seed SEED
+main_seed() {  # main_seed SEED (PKKD and the ANN first: the comparison everything rests on)
   local s=$1
-  run "main/cnn_seed$s" "${MAIN[@]}" "--seed=$s" --method=cnn
+  run "main/pkkd_seed$s" "${MAIN[@]}" "--seed=$s" --method=pkkd "--alpha=$PKKD" "--beta=$PKKD"
   run "main/ann_seed$s" "${MAIN[@]}" "--seed=$s" --method=ann
+  run "main/cnn_seed$s" "${MAIN[@]}" "--seed=$s" --method=cnn
   run "main/kd_seed$s" "${MAIN[@]}" "--seed=$s" --method=kd "--alpha=$KD"
   run "main/nst_seed$s" "${MAIN[@]}" "--seed=$s" --method=mmd "--beta=$NST"
-  run "main/pkkd_seed$s" "${MAIN[@]}" "--seed=$s" --method=pkkd "--alpha=$PKKD" "--beta=$PKKD"
 }
 table1_seed() {  # table1_seed SEED: kernel_conv1x1 progressive is main/pkkd_seed$SEED
   local s=$1 loss
@@ -95,9 +95,9 @@ for phase in ${PHASES:-main table1 seed2 table3}; do
   case $phase in
     main)
       for s in 0 1; do
-        main_seed "$s"
         run "main/pkkd_meanwidth_seed$s" "${MAIN[@]}" "--seed=$s" --method=pkkd \
           "--alpha=$PKKD" "--beta=$PKKD" --laplace_width=mean
+        main_seed "$s"
       done ;;
     table1) for s in 0 1; do table1_seed "$s"; done ;;
     seed2) main_seed 2 ;;
