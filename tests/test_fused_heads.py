@@ -37,14 +37,17 @@ def _pkkd(seed=0):
 
 def _plain_tap(y, z, s_head):
     """Feature term of one tap, default PKKD (kernel_conv1x1, standardize), as written:
-    Laplace map of the adder output, 1x1 conv, Gaussian map of the conv output at
-    the batch scale, MSE of the per-channel standardized features; float64."""
+    Laplace map of the adder output's distances d = -y centred on each channel's
+    batch mean, at the distances' spread (root of the mean per-channel variance),
+    1x1 conv, Gaussian map of the conv output at the batch scale, MSE of the
+    per-channel standardized features; float64."""
     y64, z64 = tf.cast(y, F64), tf.cast(tf.stop_gradient(z), F64)
     t = tf.cast(s_head.kernel_transform.log_factor, F64)
     limit = math.log(4.0)
     factor = tf.exp(limit * (t / limit) / tf.sqrt(1.0 + tf.square(t / limit)))
-    sigma_a = tf.stop_gradient(tf.maximum(-tf.reduce_mean(y64), 1e-12)) * factor
-    g = tf.exp(tf.minimum(-y64 / sigma_a, 30.0))
+    centred = -y64 - tf.stop_gradient(tf.reduce_mean(-y64, axis=(0, 1, 2)))
+    spread = tf.sqrt(tf.reduce_mean(tf.square(tf.stop_gradient(centred))))
+    g = tf.exp(tf.minimum(centred / (tf.maximum(spread, 1e-12) * factor), 30.0))
     r = (tf.einsum("bhwc,co->bhwo", g, tf.cast(s_head.rho.kernel[0, 0], F64))
          + tf.cast(s_head.rho.bias, F64))
     sigma_c_sq = tf.maximum(tf.reduce_mean(tf.abs(z64)), 1e-12)
@@ -107,7 +110,7 @@ def test_fused_ops_match_their_plain_tf_forms_and_gradients():
     dm = tf.constant(rng.normal(size=(5, 24)))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([z, t])
-        m = fused.channel_moments(z, t)
+        m = fused.channel_sums(z, t)
         z64, t64 = tf.cast(z, F64), tf.cast(t, F64)
         want = tf.stack([tf.reduce_sum(v, axis=(0, 1, 2))
                          for v in (z64, t64, z64 * z64, t64 * t64, z64 * t64)])

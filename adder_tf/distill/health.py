@@ -23,6 +23,8 @@ import contextlib
 import numpy as np
 import tensorflow as tf
 
+from adder_tf.ops.moments import channel_moments
+
 DEAD_FRACTION = 1e-3
 SIDES = ("student_std", "teacher_std")
 
@@ -40,13 +42,6 @@ def batch_statistics(trainer):
     finally:
         for v, value in zip(variables, saved):
             v.assign(value)
-
-
-def _channel_moments(y):
-    y = tf.reshape(tf.cast(y, tf.float64), [-1, y.shape[-1]])
-    mean = tf.reduce_mean(y, 0)
-    centred = y - mean
-    return centred, tf.sqrt(tf.reduce_mean(tf.square(centred), 0))
 
 
 def _kernel_row(head, z, side):
@@ -69,12 +64,12 @@ def feature_health(trainer, images, start=None):
         _, s_taps, _, t_taps = trainer.tap_outputs(images, training=True)
         for layer, s, t, sh, th in zip(trainer.tap_names, s_taps, t_taps,
                                        trainer.student_heads, trainer.teacher_heads):
-            ys, yt = sh(s), th(t)
-            cs, std_s = _channel_moments(ys)
-            ct, std_t = _channel_moments(yt)
-            cov = tf.reduce_mean(cs * ct, 0)
+            m = channel_moments(sh(s), th(t))
+            std_s = tf.sqrt(tf.maximum(m.variance, 0.0))
+            std_t = tf.sqrt(tf.maximum(m.other_variance, 0.0))
             denom = std_s * std_t
-            corr = tf.where(denom > 0, cov / tf.maximum(denom, 1e-300), tf.zeros_like(cov))
+            corr = tf.where(denom > 0, m.covariance / tf.maximum(denom, 1e-300),
+                            tf.zeros_like(denom))
             rows.append({"tap": layer,
                          "student_std": float(tf.reduce_mean(std_s)),
                          "teacher_std": float(tf.reduce_mean(std_t)),

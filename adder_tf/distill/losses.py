@@ -1,10 +1,12 @@
-"""PKKD's losses (Xu et al. 2020, eq. 13-14).
+"""PKKD's losses (Xu et al. 2020, eq. 13-14), and the convention every distiller follows.
 
-The label and soft-label terms return one value per example so the trainer
-can divide by the GLOBAL batch size (tf.nn.compute_average_loss); the
-feature term is computed from global-batch moments and returned as this
-replica's share. Summed across replicas, each gives the gradient one
-device computes, which a plain per-replica mean would not.
+Every term is the value one device computes on the batch: per-example
+terms are averaged over the batch with Keras's convention (sum of weight *
+loss over the batch size, `mean_over_batch`); the feature term compares
+per-channel moments of the global batch (`adder_tf.ops.moments`), the same
+on every replica. A distiller's step divides its total loss by the number
+of replicas once, as Keras scales a loss for distribution
+(`adder_tf.distill.scaling`), because the replicas' gradients are summed.
 
     L       = beta * L_mid + L_blend
     L_blend = alpha * KL(softmax(teacher / T) || softmax(student / T)) * T^2 + CE(labels, student)
@@ -36,8 +38,7 @@ the gradient is the same and the logged value is 0 when the two agree.
 import tensorflow as tf
 
 from adder_tf.distill.baseline_losses import hinton_kd
-from adder_tf.ops import fused
-from adder_tf.ops.moments import RELATIVE_EPSILON, global_mean
+from adder_tf.ops.moments import channel_moments, global_mean, regularized_variance
 
 
 def cross_entropy(labels, logits):
@@ -49,56 +50,39 @@ def soft_label_loss(teacher_logits, student_logits, temperature=1.0):
     return hinton_kd(teacher_logits, student_logits, temperature)
 
 
-def feature_mse(student_feature, teacher_feature, feature_norm="standardize"):
-    """One tap's MSE over the global batch, as this replica's share (1 / replicas of it).
+def mean_over_batch(per_example, sample_weight=None):
+    """sum(sample_weight * per_example) / batch size: Keras's "sum_over_batch_size"."""
+    if sample_weight is not None:
+        sample_weight = tf.cast(tf.reshape(sample_weight, [-1]), per_example.dtype)
+        per_example = per_example * sample_weight
+    count = tf.cast(tf.shape(per_example)[0], per_example.dtype)
+    return tf.math.divide_no_nan(tf.reduce_sum(per_example), count)
 
-    standardize: the MSE between per-channel standardized features, computed
-    from global-batch moments (equal to 2 (1 - corr) per channel, in [0, 4])
-    without materialising the standardized tensors: the heads' share of a
-    PKKD step is dominated by full-size elementwise passes, and this needs
-    the fewest. none: the plain MSE. Summed over replicas, either is the
-    value one device computes on the global batch.
+
+def feature_mse(student_feature, teacher_feature, feature_norm="standardize"):
+    """One tap's MSE over the global batch.
+
+    standardize: the MSE between per-channel standardized features (equal to
+    2 (1 - corr) per channel, in [0, 4]), computed from the pair's
+    `channel_moments` without materialising the standardized tensors: the
+    heads' share of a PKKD step is dominated by full-size elementwise
+    passes, and this needs the fewest. none: the plain MSE.
     """
     ys = tf.convert_to_tensor(student_feature)
     yt = tf.cast(teacher_feature, ys.dtype)
-    replicas = float(tf.distribute.get_strategy().num_replicas_in_sync)
-    axes = tuple(range(len(ys.shape)))
     if feature_norm == "none":
-        return tf.reshape(global_mean(tf.square(ys - yt), axes), ()) / replicas
-    axes = axes[:-1]
-    if fused.fused_available(ys, yt):
-        return _standardized_mse_from_moments(ys, yt) / replicas
-    cs = ys - global_mean(ys, axes)
-    ct = yt - global_mean(yt, axes)
-    raw_s = global_mean(tf.square(cs), axes)
-    raw_t = global_mean(tf.square(ct), axes)
-    cov = global_mean(cs * ct, axes)
-    # standardize()'s epsilon: relative to the tap's mean channel variance.
-    var_s = raw_s + RELATIVE_EPSILON * tf.reduce_mean(raw_s) + 1e-30
-    var_t = raw_t + RELATIVE_EPSILON * tf.reduce_mean(raw_t) + 1e-30
-    # mean((cs / sqrt(var_s) - ct / sqrt(var_t))^2) per channel, from the moments.
-    per_channel = raw_s / var_s + raw_t / var_t - 2.0 * cov * tf.math.rsqrt(var_s * var_t)
-    return tf.reduce_mean(per_channel) / replicas
+        return tf.reshape(global_mean(tf.square(ys - yt), tuple(range(len(ys.shape)))), ())
+    return tf.cast(standardized_mse(channel_moments(ys, yt)), ys.dtype)
 
 
-def _standardized_mse_from_moments(ys, yt):
-    """feature_mse(standardize) from one fused pass: per-channel sums of ys, yt,
-    ys^2, yt^2, ys yt in float64 (summed over replicas), then the same formula.
-    Equal to the centred formulation to float32 rounding."""
-    m = fused.channel_moments(ys, yt)
-    count = tf.cast(tf.size(ys) // tf.shape(ys)[-1], tf.float64)
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        m = ctx.all_reduce(tf.distribute.ReduceOp.SUM, m)
-        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
-    s1, t1, s2, t2, st = tf.unstack(m / count)
-    raw_s = s2 - s1 * s1
-    raw_t = t2 - t1 * t1
-    cov = st - s1 * t1
-    var_s = raw_s + RELATIVE_EPSILON * tf.reduce_mean(raw_s) + 1e-30
-    var_t = raw_t + RELATIVE_EPSILON * tf.reduce_mean(raw_t) + 1e-30
-    per_channel = raw_s / var_s + raw_t / var_t - 2.0 * cov * tf.math.rsqrt(var_s * var_t)
-    return tf.cast(tf.reduce_mean(per_channel), ys.dtype)
+def standardized_mse(m):
+    """mean over channels of mean((cs / sqrt(var_s) - ct / sqrt(var_t))^2), from moments `m`
+    (`standardize`'s epsilon on each variance)."""
+    var_s = regularized_variance(m.variance)
+    var_t = regularized_variance(m.other_variance)
+    per_channel = (m.variance / var_s + m.other_variance / var_t
+                   - 2.0 * m.covariance * tf.math.rsqrt(var_s * var_t))
+    return tf.reduce_mean(per_channel)
 
 
 def reduce_taps(per_tap, feature_norm="standardize"):
@@ -114,8 +98,3 @@ def weighted(ce, weighted_terms, divide=True):
     if not divide:
         return total
     return total / (1.0 + sum(w for w, _ in weighted_terms))
-
-
-def combine(ce, kd, mid, alpha, beta, feature_norm="standardize"):
-    """Eq. 14, divided by 1 + alpha + beta unless feature_norm is "none" (as written)."""
-    return weighted(ce, [(alpha, kd), (beta, mid)], divide=feature_norm != "none")

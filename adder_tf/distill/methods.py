@@ -15,10 +15,15 @@ distiller's own weights (the heads) exist only for training. Arguments are
 checked at construction and a wrong one is named in the error. A distiller
 saves and loads as a whole (`pkkd.save("run.keras")`, `keras.saving.load_model`),
 both networks, heads and both optimizers' states, to go on training.
+
+Each class lists its loss terms (`adder_tf.distill.terms`) and keeps its
+arguments for its config; the step is `DistillationTrainer`'s. compile
+takes jit_compile=False by default, as AdderModel does.
 """
 import keras
 
 from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS, LAPLACE_WIDTHS
+from adder_tf.distill.terms import KernelFeatures, SelectivityTransfer, SoftLabels
 from adder_tf.distill.trainer import DistillationTrainer
 
 
@@ -55,6 +60,11 @@ class _Serializable:
                            else getattr(self, arg))
         return config
 
+    def _keep(self, args):
+        """The validated arguments, as attributes (what get_config reads)."""
+        for name, value in args.items():
+            setattr(self, name, value)
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
@@ -89,19 +99,22 @@ class PKKD(_Serializable, DistillationTrainer):
 
     _ARGS = ("taps", "alpha", "beta", "temperature", "feature_loss", "feature_norm", "progressive",
              "laplace_width")
+    loss_kind = "pkkd"
 
     def __init__(self, teacher, student, *, taps=None, alpha=1.0, beta=1.0, temperature=1.0,
                  feature_loss="kernel_conv1x1", feature_norm="standardize", progressive=True,
                  laplace_width="spread", **kwargs):
-        super().__init__(student, teacher, loss="pkkd", taps=taps,
-                         alpha=_validate_weight("alpha", alpha),
-                         beta=_validate_weight("beta", beta),
-                         temperature=_validate_temperature(temperature),
-                         feature_loss=_validate_choice("feature_loss", feature_loss, FEATURE_LOSSES),
-                         feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS),
-                         progressive=progressive,
-                         laplace_width=_validate_choice("laplace_width", laplace_width,
-                                                        LAPLACE_WIDTHS), **kwargs)
+        args = dict(alpha=_validate_weight("alpha", alpha), beta=_validate_weight("beta", beta),
+                    temperature=_validate_temperature(temperature),
+                    feature_loss=_validate_choice("feature_loss", feature_loss, FEATURE_LOSSES),
+                    feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS),
+                    laplace_width=_validate_choice("laplace_width", laplace_width, LAPLACE_WIDTHS))
+        terms = [SoftLabels(args["alpha"], args["temperature"]),
+                 KernelFeatures(args["beta"], args["feature_loss"], args["feature_norm"],
+                                args["laplace_width"])]
+        super().__init__(student, teacher, terms=terms, taps=taps, progressive=progressive,
+                         **kwargs)
+        self._keep(args)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -110,11 +123,14 @@ class KD(_Serializable, DistillationTrainer):
     (CE + alpha * T^2 KL(teacher || student)) / (1 + alpha), PKKD's convention."""
 
     _ARGS = ("alpha", "temperature", "progressive")
+    loss_kind = "kd"
 
     def __init__(self, teacher, student, *, alpha=1.0, temperature=1.0, progressive=True, **kwargs):
-        super().__init__(student, teacher, loss="kd", alpha=_validate_weight("alpha", alpha),
-                         temperature=_validate_temperature(temperature),
+        args = dict(alpha=_validate_weight("alpha", alpha),
+                    temperature=_validate_temperature(temperature))
+        super().__init__(student, teacher, terms=[SoftLabels(args["alpha"], args["temperature"])],
                          progressive=progressive, **kwargs)
+        self._keep(args)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -126,15 +142,20 @@ class NST(_Serializable, DistillationTrainer):
     """
 
     _ARGS = ("taps", "beta", "progressive")
+    loss_kind = "nst"
 
     def __init__(self, teacher, student, *, taps=None, beta=1.0, progressive=True, **kwargs):
-        super().__init__(student, teacher, loss="nst", taps=taps,
-                         beta=_validate_weight("beta", beta), progressive=progressive, **kwargs)
+        beta = _validate_weight("beta", beta)
+        super().__init__(student, teacher, terms=[SelectivityTransfer(beta)], taps=taps,
+                         progressive=progressive, **kwargs)
+        self._keep({"beta": beta})
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class Supervised(_Serializable, DistillationTrainer):
     """No teacher: cross-entropy only, with the same logs and callbacks as the distillers."""
 
+    loss_kind = "ce"
+
     def __init__(self, student, **kwargs):
-        super().__init__(student, None, loss="ce", **kwargs)
+        super().__init__(student, None, **kwargs)

@@ -14,7 +14,7 @@ from adder_tf.distill.health import batch_statistics
 
 def gradient_shares(trainer, images, labels):
     """{"ce": share, "kd": share, "mid": share} (the terms the method has), summing to 1."""
-    weights = {"ce": 1.0, "kd": trainer.alpha, "mid": trainer.beta}
+    weights = {"ce": 1.0, **{term.name: term.weight for term in trainer.terms}}
     variables = trainer.student.trainable_variables
     with batch_statistics(trainer):
         with tf.GradientTape(persistent=True) as tape:

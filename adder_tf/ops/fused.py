@@ -10,14 +10,15 @@ each is one pass:
 
   exp_map(z, c, limit)   g = exp(min(c z, limit)); gradient: one pass for dz
                          and the scalar dc
-  channel_moments(s, t)  per-channel sums of s, t, s^2, t^2, s t in float64
+  channel_sums(s, t)     per-channel sums of s, t, s^2, t^2, s t in float64
                          (one pass over both); gradient: one pass per side
 
 The compiled ops are used where the compiled adder op is (`adder_tf.ops.
 resolve_backend()` is "fast": CPU, not under XLA) and the tensors are
-float32; otherwise the same quantities come from plain TF ops. The moments
-are raw sums accumulated in float64, so var = E[s^2] - E[s]^2 loses nothing
-that matters in float32 (the plain-TF path centres first instead).
+float32; otherwise the same quantities come from plain TF ops (in float64
+too). The sums are raw, accumulated in float64, so var = E[s^2] - E[s]^2
+loses nothing that matters in float32. `channel_sums` is the engine of
+`adder_tf.ops.moments.channel_moments`, which every caller uses.
 """
 import tensorflow as tf
 
@@ -57,9 +58,10 @@ def exp_map(z, c, limit):
     return _map(z, c)
 
 
-def channel_moments(s, t):
+def channel_sums(s, t):
     """Per-channel sums over all leading axes, float64, shape (5, C):
-    rows sum s, sum t, sum s^2, sum t^2, sum s t."""
+    rows sum s, sum t, sum s^2, sum t^2, sum s t (this replica's batch only;
+    use `adder_tf.ops.moments.channel_moments`)."""
     s = tf.convert_to_tensor(s)
     t = tf.cast(t, s.dtype)
     module = _fast_module(s, t)

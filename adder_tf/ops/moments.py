@@ -1,18 +1,79 @@
-"""Moments over the global batch: summed across replicas, so N replicas see what one device sees."""
+"""Moments over the global batch: summed across replicas, so N replicas see what one device sees.
+
+`channel_moments` is the library's one computation of per-channel
+statistics (means, variances, covariance of two features): PKKD's feature
+loss, `standardize`, the feature-health probe and BatchNorm re-estimation
+all read them from it. The sums are accumulated in float64, where it
+matters: an adder layer's output has a mean a hundred times its spread, and
+E[x^2] - E[x]^2 from float32 sums would cancel the variance away. On the
+compiled CPU path they come from one fused pass (`adder_tf.ops.fused`),
+elsewhere from plain TF ops; both have gradients.
+
+`sum_over_replicas` is the one place where partial sums of replicas meet
+(an all-reduce in a replica context with several replicas, nothing
+otherwise).
+"""
+from typing import NamedTuple, Optional
+
 import tensorflow as tf
+
+from adder_tf.ops import fused
+
+RELATIVE_EPSILON = 1e-8
+
+
+def sum_over_replicas(values):
+    """`values` (a tensor or a nest of them) summed over every replica in sync."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
+    return values
 
 
 def global_mean(z, axes):
+    """Mean of z over `axes` (kept, size 1) and over the global batch."""
     total = tf.reduce_sum(z, axis=axes, keepdims=True)
     count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(z), axes)), z.dtype)
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
-        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    total, count = sum_over_replicas([total, count])
     return total / count
 
 
-RELATIVE_EPSILON = 1e-8
+class ChannelMoments(NamedTuple):
+    """Per-channel statistics over every axis but the last and the global batch, float64.
+
+    count: rows per channel (a scalar); mean, variance: of x, shape (C,);
+    other_mean, other_variance, covariance: of y and of (x, y), or None
+    without y. Variances are population variances (divided by count).
+    """
+    count: tf.Tensor
+    mean: tf.Tensor
+    variance: tf.Tensor
+    other_mean: Optional[tf.Tensor] = None
+    other_variance: Optional[tf.Tensor] = None
+    covariance: Optional[tf.Tensor] = None
+
+
+def channel_moments(x, y=None):
+    """The per-channel moments of x (and of y and their covariance, y of x's shape).
+
+    Differentiable in x and y. Under a distribution strategy, called in a
+    replica context: every replica gets the moments of the global batch.
+    """
+    x = tf.convert_to_tensor(x)
+    pair = y is not None
+    sums = fused.channel_sums(x, y if pair else x)
+    count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float64)
+    sums, count = sum_over_replicas([sums, count])
+    s1, t1, s2, t2, st = tf.unstack(sums / count)
+    variance = s2 - s1 * s1
+    if not pair:
+        return ChannelMoments(count, s1, variance)
+    return ChannelMoments(count, s1, variance, t1, t2 - t1 * t1, st - s1 * t1)
+
+
+def regularized_variance(variance, relative_epsilon=RELATIVE_EPSILON):
+    """variance + an epsilon relative to the mean channel variance (see `standardize`)."""
+    return variance + relative_epsilon * tf.reduce_mean(variance) + 1e-30
 
 
 def standardize(z, relative_epsilon=RELATIVE_EPSILON):
@@ -23,8 +84,7 @@ def standardize(z, relative_epsilon=RELATIVE_EPSILON):
     whole tap of small-but-informative features to zero (and a loss of zero
     between two such taps costs nothing).
     """
-    axes = tuple(range(len(z.shape) - 1))
-    mean = global_mean(z, axes)
-    var = global_mean(tf.square(z - mean), axes)
-    eps = relative_epsilon * tf.reduce_mean(var) + 1e-30
-    return (z - mean) * tf.math.rsqrt(var + eps)
+    z = tf.convert_to_tensor(z)
+    m = channel_moments(z)
+    scale = tf.math.rsqrt(regularized_variance(m.variance, relative_epsilon))
+    return (z - tf.cast(m.mean, z.dtype)) * tf.cast(scale, z.dtype)
