@@ -77,28 +77,30 @@ def _soft_unit(x):
     return x * ops.rsqrt(1.0 + ops.square(x))
 
 
-def batch_mean(z):
-    """Mean over the global batch (all replicas), without gradient."""
-    from adder_tf.ops.moments import global_mean
-    return ops.stop_gradient(ops.reshape(global_mean(z, tuple(range(len(z.shape)))), ()))
-
-
 def _channel_axes(z):
     return tuple(range(len(z.shape) - 1))
 
 
+def _moments(z):
+    from adder_tf.ops.moments import channel_moments
+    return channel_moments(z)
+
+
+def batch_mean(z):
+    """Mean over the global batch (all replicas), without gradient."""
+    mean = ops.mean(_moments(z).mean)   # every channel has as many rows
+    return ops.stop_gradient(ops.cast(mean, z.dtype))
+
+
 def channel_mean(z):
     """Each channel's mean over the global batch and positions, without gradient."""
-    from adder_tf.ops.moments import global_mean
-    return ops.stop_gradient(global_mean(z, _channel_axes(z)))
+    return ops.stop_gradient(ops.cast(_moments(z).mean, z.dtype))
 
 
 def channel_spread(z):
     """The root of the mean per-channel variance over the global batch, without gradient."""
-    from adder_tf.ops.moments import global_mean
-    centred = z - channel_mean(z)
-    variance = global_mean(ops.square(centred), _channel_axes(z))
-    return ops.stop_gradient(ops.sqrt(ops.reshape(ops.mean(variance), ())))
+    variance = ops.maximum(_moments(z).variance, 0.0)
+    return ops.stop_gradient(ops.cast(ops.sqrt(ops.mean(variance)), z.dtype))
 
 
 class _KernelTransform(keras.layers.Layer):
@@ -223,17 +225,14 @@ def kernel_statistics(transform, z):
       channel over batch and positions, averaged over channels (1.0 for an
       affine kernel); r2_max: the largest channel's.
     """
+    from adder_tf.ops.moments import channel_moments
     z = ops.convert_to_tensor(z)
     axes = _channel_axes(z)
     e = ops.minimum(transform.exponent(z), EXPONENT_LIMIT)
-    g = ops.exp(e)
-    flat = lambda v: ops.reshape(ops.cast(v, "float64"), (-1, z.shape[-1]))
-    zf, gf = flat(z), flat(g)
-    zc, gc = zf - ops.mean(zf, axis=0), gf - ops.mean(gf, axis=0)
-    var_z, var_g = ops.mean(zc * zc, axis=0), ops.mean(gc * gc, axis=0)
-    cov = ops.mean(zc * gc, axis=0)
-    keep = ops.logical_and(var_z > 0, var_g > 0)
-    r2 = ops.where(keep, ops.square(cov) / ops.maximum(var_z * var_g, 1e-300), float("nan"))
+    m = channel_moments(z, ops.exp(e))
+    keep = ops.logical_and(m.variance > 0, m.other_variance > 0)
+    r2 = ops.where(keep, ops.square(m.covariance) /
+                   ops.maximum(m.variance * m.other_variance, 1e-300), float("nan"))
     r2 = ops.convert_to_numpy(r2)
     span = ops.convert_to_numpy(ops.max(e, axis=axes) - ops.min(e, axis=axes))
     finite = r2[np.isfinite(r2)]
