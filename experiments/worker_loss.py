@@ -1,6 +1,6 @@
 """Two workers on loopback, one killed with SIGKILL in the middle of an epoch; both run again.
 
-    python experiments/worker_loss.py [--kill=1] [--epochs=3] [--steps=12]
+    python experiments/worker_loss.py [--kill=1] [--epochs=3] [--steps=12] [--seeds=0]
 
 Runs the quickstart (digits) with --strategy=multi_worker three times:
 undisturbed; with worker `--kill` killed (kill -9) a few steps into epoch 2,
@@ -31,7 +31,7 @@ def ports(n):
     return found
 
 
-def start(model_dir, epochs, steps):
+def start(model_dir, epochs, steps, seed=0):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports(2)]}
     procs = []
     for index in range(2):
@@ -40,7 +40,7 @@ def start(model_dir, epochs, steps):
         procs.append(subprocess.Popen(
             [sys.executable, "train/main.py", "--flagfile=flags/quickstart.cfg", "--batch_size=32",
              f"--steps_per_epoch={steps}", f"--epochs={epochs}", "--strategy=multi_worker",
-             "--verbose=2", f"--model_dir={model_dir}"],
+             "--verbose=2", f"--seed={seed}", f"--model_dir={model_dir}"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs
 
@@ -65,13 +65,16 @@ def main():
     parser.add_argument("--kill", type=int, default=1, help="worker index to kill (0: the chief)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds of the undisturbed run")
     a = parser.parse_args()
     report = {}
     with tempfile.TemporaryDirectory() as folder:
-        clean = os.path.join(folder, "clean")
-        report["undisturbed_top1"] = finish(start(clean, a.epochs, a.steps))["student"]["top1"]
+        seeds = [int(s) for s in a.seeds.split(",")]
+        report["undisturbed_top1"] = {
+            seed: finish(start(os.path.join(folder, f"clean{seed}"), a.epochs, a.steps, seed))
+            ["student"]["top1"] for seed in seeds}
         run = os.path.join(folder, "run")
-        procs = start(run, a.epochs, a.steps)
+        procs = start(run, a.epochs, a.steps, seeds[0])
         # Epoch 1's checkpoint written by both workers, then a few steps into epoch 2.
         kept = [os.path.join(run, *([] if i == 0 else [f"workertemp_{i}"]), "backup",
                              "training_metadata.json") for i in range(2)]
@@ -88,7 +91,7 @@ def main():
                       survivor_line=(err.strip().splitlines() or [""])[-1],
                       epochs_logged_at_kill=history_rows(run))
         print(json.dumps(report), flush=True)
-        resumed = finish(start(run, a.epochs, a.steps))
+        resumed = finish(start(run, a.epochs, a.steps, seeds[0]))
         report.update(resumed_from=resumed["resumed_from_epoch"],
                       epochs_completed=resumed["epochs_completed"],
                       resumed_top1=resumed["student"]["top1"])
