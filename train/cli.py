@@ -61,7 +61,6 @@ def run_main(main, argv, debug):
     """
     from absl import logging
     from adder_tf.errors import UserError
-    from adder_tf.strategy import WorkerLost
     logging.set_verbosity(logging.WARNING)
     if debug():
         import keras
@@ -75,9 +74,11 @@ def run_main(main, argv, debug):
     except KeyboardInterrupt as e:
         done = str(e) or "interrupted; kept what the last completed epoch saved"
         _fail(f"{done}; resume with: {resume_command()}", EXIT_INTERRUPTED)
-    except WorkerLost as e:
-        _fail(f"error: {e}", EXIT_UNEXPECTED)
     except Exception as e:  # noqa: BLE001 - the one place that turns crashes into a line
+        # Imported here: adder_tf.strategy loads TensorFlow, which main() imports quietly.
+        from adder_tf.strategy import WorkerLost
+        if isinstance(e, WorkerLost):
+            _fail(f"error: {e}", EXIT_UNEXPECTED)
         if debug():
             raise
         _fail(f"error: {type(e).__name__}: {_first_line(e)} (rerun with --debug for the "
