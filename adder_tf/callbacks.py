@@ -47,8 +47,8 @@ class EpochLine(keras.callbacks.Callback):
         self._epoch_began = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        print(self.line(epoch, logs or {}, time.time() - self._epoch_began), file=self.stream or sys.stdout,
-              flush=True)
+        print(self.line(epoch, logs or {}, time.time() - self._epoch_began),
+              file=self.stream or sys.stdout, flush=True)
 
     def line(self, epoch, logs, seconds):
         def pct(key):
@@ -80,7 +80,7 @@ class DistillationLogger(keras.callbacks.Callback):
         self._epochs_path = epochs_path
         self._writer = tf.summary.create_file_writer(f"{log_dir}/distill")
         self._images = probe_images
-        self._epoch_began_path = start_path
+        self._start_path = start_path
         self.start = None
         self.health = None
 
@@ -91,13 +91,13 @@ class DistillationLogger(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not self.model.uses_heads or self._images is None:
             return
-        if self._epoch_began_path and os.path.exists(self._epoch_began_path):
-            with open(self._epoch_began_path) as f:
+        if self._start_path and os.path.exists(self._start_path):
+            with open(self._start_path) as f:
                 self.start = json.load(f)
             return
         self.start = self._probe()
-        if self._epoch_began_path:
-            write_text(self._epoch_began_path, json.dumps(self.start))
+        if self._start_path:
+            write_text(self._start_path, json.dumps(self.start))
 
     def _append_epoch(self, epoch):
         """One line more in epochs_path, the file rewritten whole (never a torn line)."""
