@@ -90,3 +90,46 @@ class TensorBoardWithWeightGroups(keras.callbacks.TensorBoard):
                     name = variable.path.replace(":", "_")
                     self.summary.histogram(f"{prefix}/{name}/histogram", variable, step=epoch)
             self._train_writer.flush()
+
+
+class BackupAndRestoreBase(keras.callbacks.BackupAndRestore):
+    """keras.callbacks.BackupAndRestore with its private state under public names.
+
+    A subclass writes the backup in `save_backup()` (Keras calls its private
+    `_save_model` at each epoch's end) and reads the paths and counters below.
+    """
+
+    @property
+    def weights_path(self):
+        return self._weights_path
+
+    @property
+    def prev_weights_path(self):
+        return self._prev_weights_path
+
+    @property
+    def training_metadata_path(self):
+        return self._training_metadata_path
+
+    @property
+    def prev_training_metadata_path(self):
+        return self._prev_training_metadata_path
+
+    @property
+    def current_epoch(self):
+        """The epoch count the next backup holds (epochs completed)."""
+        return self._current_epoch
+
+    @property
+    def last_batch_seen(self):
+        return self._last_batch_seen
+
+    def set_initial_epoch(self, epoch):
+        """Make the running `fit` start at `epoch` (what Keras's own restore does)."""
+        self.model._initial_epoch = epoch
+
+    def save_backup(self):
+        super()._save_model()
+
+    def _save_model(self):
+        self.save_backup()

@@ -12,7 +12,11 @@ and finite `PyDataset`s shuffled); each batch goes through the network in
 training mode with every BatchNorm's momentum at 0, so that Keras's own
 update leaves that batch's statistics in the moving variables, from where
 they are read and averaged: any model works, functional, Sequential,
-nested or subclassed. A frozen BatchNorm (`trainable=False`, which
+nested or subclassed. Each batch's statistics are thus Keras's own
+(BatchNormalization's moments, in the layer's dtype); this module only
+pools them, in float64, as sums of rows * mean and rows * (variance +
+mean^2) over batches and replicas (it does not use
+`adder_tf.ops.moments.channel_moments`). A frozen BatchNorm (`trainable=False`, which
 normalises with its moving statistics even in training) keeps its
 statistics. Under a `tf.distribute` strategy (one device, Mirrored,
 MultiWorkerMirrored) the replicas' statistics of each global batch are

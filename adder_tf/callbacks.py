@@ -44,11 +44,11 @@ class EpochLine(keras.callbacks.Callback):
         self.stream = stream
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
+        self._epoch_began = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        print(self.line(epoch, logs or {}, time.time() - self._start), file=self.stream or sys.stdout,
-              flush=True)
+        print(self.line(epoch, logs or {}, time.time() - self._epoch_began),
+              file=self.stream or sys.stdout, flush=True)
 
     def line(self, epoch, logs, seconds):
         def pct(key):
@@ -151,7 +151,7 @@ class GradientShares(keras.callbacks.Callback):
         self.images, self.labels = images, labels
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or self.model.loss_kind == "ce":
+        if logs is None or not self.model.terms:   # no teacher, no terms to share
             return
         from adder_tf.distill.shares import gradient_shares
         for name, share in gradient_shares(self.model, self.images, self.labels).items():

@@ -21,13 +21,14 @@ import h5py
 import keras
 
 from adder_tf import atomic_io
+from adder_tf._keras_internals import BackupAndRestoreBase
 from adder_tf.errors import UserError
 from adder_tf.strategy import gather_over_replicas
 
 EPOCH_ATTR = "adder_tf_epoch"
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+class AtomicBackupAndRestore(BackupAndRestoreBase):
     """keras.callbacks.BackupAndRestore (every epoch, the previous one kept) with atomic writes.
 
     `resumed_from`: the epoch the run resumed from (0 for a fresh run), set in on_train_begin.
@@ -41,8 +42,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.resumed_from = 0
 
     def _candidates(self):
-        return [(self._weights_path, self._training_metadata_path),
-                (self._prev_weights_path, self._prev_training_metadata_path)]
+        return [(self.weights_path, self.training_metadata_path),
+                (self.prev_weights_path, self.prev_training_metadata_path)]
 
     def on_train_begin(self, logs=None):
         present = [c for c in self._candidates() if os.path.exists(c[0])]
@@ -64,7 +65,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         epoch = loaded[2] if loaded else 0
         agreed = self._agree(epoch)
         if loaded and agreed == 0:   # another worker has none (killed in epoch 1's end)
-            for variable, value in zip(self._variables(), fresh):
+            for variable, value in zip(self._model_and_optimizer_variables(), fresh):
                 variable.assign(value)
             epoch = 0
         elif loaded and agreed != epoch:   # another worker has only the epoch before
@@ -75,14 +76,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             print(f"warning: checkpoint {_reasons(failures)}; resuming from the previous one "
                   f"(epoch {epoch})", file=self.stream or sys.stderr, flush=True)
         self.resumed_from = epoch
-        self.model._initial_epoch = epoch
+        self.set_initial_epoch(epoch)
 
-    def _variables(self):
+    def _model_and_optimizer_variables(self):
         optimizer = self.model.optimizer
         return list(self.model.variables) + (list(optimizer.variables) if optimizer else [])
 
     def _state(self):
-        return [variable.numpy() for variable in self._variables()]
+        return [variable.numpy() for variable in self._model_and_optimizer_variables()]
 
     def _agree(self, epoch):
         """The smallest epoch any worker holds (this worker's own when there is one)."""
@@ -119,21 +120,21 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 os.remove(named)
         return epoch
 
-    def _save_model(self):
-        epoch = self._current_epoch
+    def save_backup(self):
+        epoch = self.current_epoch
         os.makedirs(self.backup_dir, exist_ok=True)
         # The previous checkpoint stays whole under .bkp (a hard link: no copy, no window).
-        for current, previous in ((self._weights_path, self._prev_weights_path),
-                                  (self._training_metadata_path, self._prev_training_metadata_path)):
+        for current, previous in ((self.weights_path, self.prev_weights_path),
+                                  (self.training_metadata_path, self.prev_training_metadata_path)):
             if os.path.exists(current):
                 with atomic_io.atomic_path(previous) as tmp:
                     _link_or_copy(current, tmp)
-        with atomic_io.atomic_path(self._weights_path, "backup", epoch, suffix=".weights.h5") as tmp:
+        with atomic_io.atomic_path(self.weights_path, "backup", epoch, suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp)
             with h5py.File(tmp, "a") as f:
                 f.attrs[EPOCH_ATTR] = epoch
-        atomic_io.write_text(self._training_metadata_path,
-                             json.dumps({"epoch": epoch, "batch": self._last_batch_seen}),
+        atomic_io.write_text(self.training_metadata_path,
+                             json.dumps({"epoch": epoch, "batch": self.last_batch_seen}),
                              "metadata", epoch)
 
 

@@ -59,6 +59,19 @@ def test_a_new_method_is_one_term_and_one_short_class():
     assert logs["loss_match"][-1] < logs["loss_match"][0]
 
 
+def test_two_terms_of_one_name_are_refused_at_construction():
+    # Their losses would be logged and summed under one key, the second overwriting the first.
+    teacher = cnn("teacher")
+    student = adder_tf.to_adder(teacher, name="student")
+    with pytest.raises(ValueError, match="two loss terms are named 'match'"):
+        DistillationTrainer(student, teacher, terms=[LogitMatching(1.0), LogitMatching(2.0)])
+    from adder_tf.distill.terms import KernelFeatures, SelectivityTransfer
+    with pytest.raises(ValueError, match="named 'mid'"):
+        DistillationTrainer(student, teacher,
+                            terms=[SelectivityTransfer(1.0), KernelFeatures(1.0, "kernel_conv1x1",
+                                                                            "standardize", "spread")])
+
+
 @pytest.mark.parametrize("backend", ["auto", "reference"])
 def test_channel_moments_against_numpy_in_float64(backend):
     """An adder-like feature (mean a hundred times its spread) and a partner: means,
@@ -70,6 +83,10 @@ def test_channel_moments_against_numpy_in_float64(backend):
     with adder_ops.use_backend(backend):
         m = channel_moments(tf.constant(x), tf.constant(y))
         z = standardize(tf.constant(x)).numpy()
+        alone = channel_moments(tf.constant(x))
+    assert alone.covariance is None and float(alone.count) == 400
+    np.testing.assert_allclose(alone.mean, rows[0].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(alone.variance, rows[0].var(0), rtol=1e-7)
     assert m.mean.dtype == tf.float64 and float(m.count) == 400
     np.testing.assert_allclose(m.mean, rows[0].mean(0), rtol=1e-12)
     np.testing.assert_allclose(m.variance, rows[0].var(0), rtol=1e-7)

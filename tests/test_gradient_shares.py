@@ -29,3 +29,17 @@ def test_shares_follow_the_weights_and_sum_to_one():
     assert large["kd"] > 0.9 > small["kd"] > 0.0
     ratio = (large["kd"] / large["ce"]) / (small["kd"] / small["ce"])
     assert ratio == pytest.approx(1000.0, rel=1e-3)
+
+
+def test_the_callback_logs_shares_for_a_distiller_and_none_without_terms():
+    from adder_tf.callbacks import GradientShares
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 8, 8, 1)).astype("float32"), rng.integers(0, 4, 16).astype("int32")
+    distiller = kd(1.0)
+    supervised = adder_tf.distill.Supervised(distiller.student)
+    for model, expected in ((distiller, {"grad_share_ce", "grad_share_kd"}), (supervised, set())):
+        callback = GradientShares(x, y)
+        callback.set_model(model)
+        logs = {"loss": 1.0}
+        callback.on_epoch_end(0, logs)
+        assert {k for k in logs if k.startswith("grad_share_")} == expected

@@ -95,3 +95,27 @@ def test_real_resnet_taps_bend_with_the_spread_width():
     assert len(r2["spread"]) >= 4
     assert min(r2["mean"]) > 0.98, r2
     assert max(r2["spread"]) < 0.9, r2
+
+
+@pytest.mark.parametrize("method", ["call", "exponent"])
+def test_spread_width_reads_the_batch_moments_once_per_call(method, monkeypatch):
+    from adder_tf.ops import moments
+    calls = []
+    real = moments.channel_moments
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(moments, "channel_moments", counting)
+    y = _adder_like()
+    k = LaplaceKernel()
+    k.build(y.shape)
+    out = k(y) if method == "call" else k.exponent(y)
+    assert len(calls) == 1
+    d = -y.astype("float64")
+    centre = d.mean(axis=(0, 1, 2))
+    spread = np.sqrt(((d - centre) ** 2).mean(axis=(0, 1, 2)).mean())
+    expected = (d - centre) / spread
+    np.testing.assert_allclose(out, np.exp(expected) if method == "call" else expected,
+                               rtol=1e-4, atol=1e-5)

@@ -99,7 +99,6 @@ class PKKD(_Serializable, DistillationTrainer):
 
     _ARGS = ("taps", "alpha", "beta", "temperature", "feature_loss", "feature_norm", "progressive",
              "laplace_width")
-    loss_kind = "pkkd"
 
     def __init__(self, teacher, student, *, taps=None, alpha=1.0, beta=1.0, temperature=1.0,
                  feature_loss="kernel_conv1x1", feature_norm="standardize", progressive=True,
@@ -123,7 +122,6 @@ class KD(_Serializable, DistillationTrainer):
     (CE + alpha * T^2 KL(teacher || student)) / (1 + alpha), PKKD's convention."""
 
     _ARGS = ("alpha", "temperature", "progressive")
-    loss_kind = "kd"
 
     def __init__(self, teacher, student, *, alpha=1.0, temperature=1.0, progressive=True, **kwargs):
         args = dict(alpha=_validate_weight("alpha", alpha),
@@ -142,7 +140,6 @@ class NST(_Serializable, DistillationTrainer):
     """
 
     _ARGS = ("taps", "beta", "progressive")
-    loss_kind = "nst"
 
     def __init__(self, teacher, student, *, taps=None, beta=1.0, progressive=True, **kwargs):
         beta = _validate_weight("beta", beta)
@@ -155,7 +152,6 @@ class NST(_Serializable, DistillationTrainer):
 class Supervised(_Serializable, DistillationTrainer):
     """No teacher: cross-entropy only, with the same logs and callbacks as the distillers."""
 
-    loss_kind = "ce"
 
     def __init__(self, student, **kwargs):
         super().__init__(student, None, **kwargs)

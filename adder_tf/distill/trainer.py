@@ -65,8 +65,6 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
     is built at construction and compile, so Keras's symbolic build is skipped.
     """
 
-    loss_kind = None   # the method's name: "pkkd", "kd", "nst", "ce" (Supervised: no teacher)
-
     def __init__(self, student, teacher=None, *, terms=(), taps=None, progressive=True, **kwargs):
         super().__init__(**kwargs)
         check_model(student, "student")
@@ -84,6 +82,11 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
         self.student = student
         self.teacher = teacher
         self.terms = list(terms)
+        names = [t.name for t in self.terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{type(self).__name__}: two loss terms are named "
+                             f"{next(n for n in names if names.count(n) > 1)!r}; "
+                             "give each term its own name")
         self.progressive = bool(progressive) and teacher is not None
         tapped = [t for t in self.terms if t.uses_taps]
         self.tap_pairs = (resolve_pairs(teacher, student, taps,
@@ -101,7 +104,7 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
         self.student_heads = [h for t in self.terms for h in t.student_heads]
         self.teacher_heads = [h for t in self.terms for h in t.teacher_heads]
         self.teacher_optimizer = None
-        self._user_metrics = []
+        self._compiled_user_metrics = []
         self._trackers = logs.make_trackers(
             ["loss", "loss_ce"] + [f"loss_{t.name}" for t in self.terms]
             + (["teacher_loss"] if teacher is not None else []),
@@ -132,7 +135,7 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
                              "pass progressive=False to keep the teacher fixed")
         self.teacher_optimizer = (keras.optimizers.get(teacher_optimizer)
                                   if self.progressive else None)
-        self._user_metrics = logs.user_metrics(metrics, weighted_metrics, set(self._trackers))
+        self._compiled_user_metrics = logs.user_metrics(metrics, weighted_metrics, set(self._trackers))
         self._build_optimizers()
         self._warn_if_not_adaptive()
 
@@ -141,7 +144,7 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
         if config and self.teacher_optimizer is not None:
             config["teacher_optimizer"] = keras.saving.serialize_keras_object(self.teacher_optimizer)
         for key, weighted in (("metrics", False), ("weighted_metrics", True)):
-            chosen = [m for m, w in self._user_metrics if w == weighted]
+            chosen = [m for m, w in self._compiled_user_metrics if w == weighted]
             if config and chosen:
                 config[key] = [keras.saving.serialize_keras_object(m) for m in chosen]
         return config
@@ -192,14 +195,14 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
     # -- metrics -------------------------------------------------------------
     @property
     def metrics(self):
-        return list(self._trackers.values()) + [m for m, _ in self._user_metrics]
+        return list(self._trackers.values()) + [m for m, _ in self._compiled_user_metrics]
 
     @property
     def test_names(self):
         """What evaluate (and each validation, as val_<name>) reports."""
         return (["loss_ce", "top1", "top5"]
                 + (["teacher_top1", "teacher_top5"] if self.teacher is not None else [])
-                + [m.name for m, _ in self._user_metrics])
+                + [m.name for m, _ in self._compiled_user_metrics])
 
     def _log(self, values):
         for name, value in values.items():
@@ -262,7 +265,7 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
             logs.update_accuracy(self._trackers, "teacher_", labels, t_logits, weights)
         self._log(logged)
         logs.update_accuracy(self._trackers, "", labels, s_logits, weights)
-        logs.update_user_metrics(self._user_metrics, labels, s_logits, weights)
+        logs.update_user_metrics(self._compiled_user_metrics, labels, s_logits, weights)
         return logs.results(self.metrics)
 
     def test_step(self, data):
@@ -271,7 +274,7 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
         self._log({"loss_ce": losses.mean_over_batch(losses.cross_entropy(labels, s_logits),
                                                      weights)})
         logs.update_accuracy(self._trackers, "", labels, s_logits, weights)
-        logs.update_user_metrics(self._user_metrics, labels, s_logits, weights)
+        logs.update_user_metrics(self._compiled_user_metrics, labels, s_logits, weights)
         if self.teacher is not None:
             logs.update_accuracy(self._trackers, "teacher_", labels,
                                  self.teacher(images, training=False), weights)

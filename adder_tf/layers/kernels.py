@@ -92,14 +92,18 @@ def batch_mean(z):
     return ops.stop_gradient(ops.cast(mean, z.dtype))
 
 
-def channel_mean(z):
-    """Each channel's mean over the global batch and positions, without gradient."""
-    return ops.stop_gradient(ops.cast(_moments(z).mean, z.dtype))
+def channel_mean(z, moments=None):
+    """Each channel's mean over the global batch and positions, without gradient
+    (`moments`: z's `channel_moments`, when already computed)."""
+    moments = _moments(z) if moments is None else moments
+    return ops.stop_gradient(ops.cast(moments.mean, z.dtype))
 
 
-def channel_spread(z):
-    """The root of the mean per-channel variance over the global batch, without gradient."""
-    variance = ops.maximum(_moments(z).variance, 0.0)
+def channel_spread(z, moments=None):
+    """The root of the mean per-channel variance over the global batch, without gradient
+    (`moments`: z's `channel_moments`, when already computed)."""
+    moments = _moments(z) if moments is None else moments
+    variance = ops.maximum(moments.variance, 0.0)
     return ops.stop_gradient(ops.cast(ops.sqrt(ops.mean(variance)), z.dtype))
 
 
@@ -193,20 +197,25 @@ class LaplaceKernel(_KernelTransform):
         self.width_kind = width
 
     def sigma(self, y):
-        if self.width_kind == "spread":
-            return self.width(ops.maximum(channel_spread(y), 1e-12))
-        # An adder output is -distance <= 0, so mean(-y) is the mean distance.
-        return self.width(ops.maximum(-batch_mean(y), 1e-12))
+        return self._centred_and_sigma(y)[1]
 
-    def _centred(self, y):
-        return y - channel_mean(y) if self.width_kind == "spread" else y
+    def _centred_and_sigma(self, y):
+        """(y centred as the width asks, sigma), from one `channel_moments` of y."""
+        if self.width_kind == "spread":
+            moments = _moments(y)
+            return (y - channel_mean(y, moments),
+                    self.width(ops.maximum(channel_spread(y, moments), 1e-12)))
+        # An adder output is -distance <= 0, so mean(-y) is the mean distance.
+        return y, self.width(ops.maximum(-batch_mean(y), 1e-12))
 
     def exponent(self, y):
-        return -self._centred(y) / self.sigma(y)
+        centred, sigma = self._centred_and_sigma(y)
+        return -centred / sigma
 
     def call(self, y):
         # exp(min(-(y - centre) / s, limit)) = exp(min((d - mean_c d) / s, limit))
-        return exp_map(self._centred(y), -1.0 / self.sigma(y), EXPONENT_LIMIT)
+        centred, sigma = self._centred_and_sigma(y)
+        return exp_map(centred, -1.0 / sigma, EXPONENT_LIMIT)
 
     def get_config(self):
         config = super().get_config()

@@ -58,16 +58,21 @@ def exp_map(z, c, limit):
     return _map(z, c)
 
 
-def channel_sums(s, t):
+def channel_sums(s, t=None):
     """Per-channel sums over all leading axes, float64, shape (5, C):
     rows sum s, sum t, sum s^2, sum t^2, sum s t (this replica's batch only;
-    use `adder_tf.ops.moments.channel_moments`)."""
+    use `adder_tf.ops.moments.channel_moments`). t=None: t is s."""
     s = tf.convert_to_tensor(s)
-    t = tf.cast(t, s.dtype)
+    same = t is None
+    t = s if same else tf.cast(t, s.dtype)
     module = _fast_module(s, t)
     if module is None:
         axes = tuple(range(len(s.shape) - 1))
-        s64, t64 = tf.cast(s, tf.float64), tf.cast(t, tf.float64)
+        s64 = tf.cast(s, tf.float64)
+        if same:   # two sums, not five
+            first, second = tf.reduce_sum(s64, axis=axes), tf.reduce_sum(s64 * s64, axis=axes)
+            return tf.stack([first, first, second, second, second])
+        t64 = tf.cast(t, tf.float64)
         return tf.stack([tf.reduce_sum(v, axis=axes)
                          for v in (s64, t64, s64 * s64, t64 * t64, s64 * t64)])
 

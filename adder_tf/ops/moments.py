@@ -1,9 +1,11 @@
 """Moments over the global batch: summed across replicas, so N replicas see what one device sees.
 
 `channel_moments` is the library's one computation of per-channel
-statistics (means, variances, covariance of two features): PKKD's feature
-loss, `standardize`, the feature-health probe and BatchNorm re-estimation
-all read them from it. The sums are accumulated in float64, where it
+statistics of features (means, variances, covariance of two features):
+PKKD's feature loss, `standardize`, the kernels' batch widths and the
+feature-health probe read them from it. BatchNorm re-estimation does not:
+`adder_tf.batchnorm` lets Keras's own BatchNormalization compute each
+batch's statistics and pools those across batches and replicas. The sums are accumulated in float64, where it
 matters: an adder layer's output has a mean a hundred times its spread, and
 E[x^2] - E[x]^2 from float32 sums would cancel the variance away. On the
 compiled CPU path they come from one fused pass (`adder_tf.ops.fused`),
@@ -61,7 +63,10 @@ def channel_moments(x, y=None):
     """
     x = tf.convert_to_tensor(x)
     pair = y is not None
-    sums = fused.channel_sums(x, y if pair else x)
+    # Without y the sums of (x, x) are asked for: the fused op reads x once either way
+    # (the second operand costs register arithmetic only); the plain-op path skips
+    # the three repeated sums (`fused.channel_sums` with t=None).
+    sums = fused.channel_sums(x, y)
     count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float64)
     sums, count = sum_over_replicas([sums, count])
     s1, t1, s2, t2, st = tf.unstack(sums / count)
