@@ -75,8 +75,10 @@ def fill_protocol(root, text):
     present = markdown_blocks.blocks(text)
     if not present:
         return text, []
-    generated = {k: v for k, v in protocol.render(os.path.join(root, PROTOCOL)).items()
-                 if k in present}
+    folder = os.path.join(root, PROTOCOL)
+    if not os.path.isdir(folder):
+        raise ReportError(f"{PROTOCOL}: no such folder (the protocol blocks' data)")
+    generated = {k: v for k, v in protocol.render(folder).items() if k in present}
     return markdown_blocks.fill(text, generated), markdown_blocks.stale(text, generated)
 
 

@@ -121,3 +121,11 @@ def test_protocol_tables_follow_the_results(copy):
     result = report("--check", "--root", str(copy))
     assert result.returncode == 1
     assert "docs/pkkd_protocol.md: block 'main' disagrees with its data" in result.stdout.splitlines()
+
+
+def test_a_missing_protocol_folder_is_one_line(copy):
+    shutil.rmtree(copy / "results" / "pkkd_protocol")
+    result = report("--check", "--root", str(copy))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: results/pkkd_protocol: no such folder (the protocol blocks' data)"]
