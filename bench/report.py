@@ -16,6 +16,10 @@ steps, xla, ops (bench/op_profile.py), peaks (bench/vector_peak.cc's JSON lines)
 kernels (bench/kernels_alone.cc's JSON lines, with `what=...` to pick one series
 and a peaks file to give the share of the peak), step_ops (bench/experiments/step_ops.py's
 output); see table_kinds.py. Every table begins with a line naming its files and CPU.
+
+The same command fills the PKKD protocol tables: a document's `<!-- begin NAME -->`
+... `<!-- end NAME -->` blocks come from the protocol folder results/pkkd_protocol
+(`adder_tf.report.protocol.render`, the blocks `train/report.py --docs` writes).
 """
 import argparse
 import glob
@@ -26,6 +30,11 @@ import sys
 from table_kinds import ReportError, render
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
+from adder_tf.errors import UserError  # noqa: E402  (the library beside bench/)
+from adder_tf.report import markdown_blocks, protocol  # noqa: E402
+
+PROTOCOL = os.path.join("results", "pkkd_protocol")
 BLOCK = re.compile(r"(<!-- table (?P<args>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
@@ -53,10 +62,24 @@ def regenerate(root, check):
             return m.group(1) + fresh + m.group(4)
 
         new = BLOCK.sub(replace, text)
+        new, protocol_stale = fill_protocol(root, new)
+        stale += [f"{name}: block '{b}'" for b in protocol_stale]
         if not check and new != text:
             with open(doc, "w") as f:
                 f.write(new)
     return stale
+
+
+def fill_protocol(root, text):
+    """text with its protocol blocks filled from results/pkkd_protocol, and the stale ones."""
+    present = markdown_blocks.blocks(text)
+    if not present:
+        return text, []
+    folder = os.path.join(root, PROTOCOL)
+    if not os.path.isdir(folder):
+        raise ReportError(f"{PROTOCOL}: no such folder (the protocol blocks' data)")
+    generated = {k: v for k, v in protocol.render(folder).items() if k in present}
+    return markdown_blocks.fill(text, generated), markdown_blocks.stale(text, generated)
 
 
 def main(argv=None):
@@ -67,7 +90,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         stale = regenerate(args.root, args.check)
-    except ReportError as e:
+    except (ReportError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for line in stale:

@@ -1,5 +1,6 @@
-"""The benchmark tables in README.md and docs/ agree with the committed data they name
-(bench/report.py writes them between `<!-- table ... -->` comments)."""
+"""The generated tables in README.md and docs/ agree with the committed data they name:
+one command, bench/report.py, writes the benchmark tables (between `<!-- table ... -->`
+comments) and the PKKD protocol tables (`<!-- begin NAME -->` blocks, from results/pkkd_protocol)."""
 import json
 import os
 import re
@@ -30,6 +31,8 @@ def copy(tmp_path):
     shutil.copy(os.path.join(ROOT, "README.md"), tmp_path)
     shutil.copytree(os.path.join(ROOT, "docs"), tmp_path / "docs")
     shutil.copytree(os.path.join(ROOT, "bench", "results"), tmp_path / "bench" / "results")
+    shutil.copytree(os.path.join(ROOT, "results", "pkkd_protocol"),
+                    tmp_path / "results" / "pkkd_protocol")
     return tmp_path
 
 
@@ -91,3 +94,38 @@ def test_a_missing_data_file_is_one_line(copy):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: bench/results/nowhere.json: No such file or directory"]
+
+
+def test_check_covers_the_protocol_tables(copy):
+    """A figure edited in docs/pkkd_protocol.md's main table fails the same check, naming the block."""
+    doc = copy / "docs" / "pkkd_protocol.md"
+    text = doc.read_text()
+    start = text.index("<!-- begin main -->")
+    body = text[start:text.index("<!-- end main -->")]
+    row = next(line for line in body.splitlines() if re.search(r"\d\d\.\d\d", line))
+    edited = re.sub(r"(\d\d)\.(\d\d)", lambda m: f"{int(m.group(1)) + 1}.{m.group(2)}", row, count=1)
+    doc.write_text(text.replace(row, edited, 1))
+    result = report("--check", "--root", str(copy))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["docs/pkkd_protocol.md: block 'main' disagrees with its data"]
+    assert report("--root", str(copy)).returncode == 0
+    assert doc.read_text() == text
+
+
+def test_protocol_tables_follow_the_results(copy):
+    """A changed accuracy in a committed results.json makes the protocol block stale."""
+    path = next((copy / "results" / "pkkd_protocol" / "main").glob("*/results.json"))
+    data = json.loads(path.read_text())
+    data["student"]["top1"] += 0.05
+    path.write_text(json.dumps(data))
+    result = report("--check", "--root", str(copy))
+    assert result.returncode == 1
+    assert "docs/pkkd_protocol.md: block 'main' disagrees with its data" in result.stdout.splitlines()
+
+
+def test_a_missing_protocol_folder_is_one_line(copy):
+    shutil.rmtree(copy / "results" / "pkkd_protocol")
+    result = report("--check", "--root", str(copy))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: results/pkkd_protocol: no such folder (the protocol blocks' data)"]

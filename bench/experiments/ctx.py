@@ -1,5 +1,5 @@
 """One layer's fwd+bwd, conv and adder, timed in blocks and alternated (order within a round).
-Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
+Its output is printed, not kept as data (docs/speed_2026-12-03.md)."""
 import statistics
 import time
 

@@ -1,5 +1,5 @@
 """TF profiler over the stage-1 forward at batch 128: the adder op alone, then the conv alone.
-Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
+Its output is printed, not kept as data (docs/speed_2026-12-03.md)."""
 import os, glob, collections, statistics
 import paths  # noqa: F401  (the repository and bench/ on sys.path)
 import numpy as np, tensorflow as tf

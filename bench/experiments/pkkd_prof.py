@@ -1,5 +1,5 @@
 """TF profiler over whole distillation steps at batch 128 (`python pkkd_prof.py [pkkd|kd]`): time per op,
-the heads' ops apart. Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
+the heads' ops apart. Its output is printed, not kept as data (docs/speed_2026-12-03.md)."""
 import sys, os, glob, collections, time
 import paths  # noqa: F401  (the repository and bench/ on sys.path)
 import tensorflow as tf

@@ -1,5 +1,5 @@
 """One layer's fwd+bwd with the filter gradient waiting for the op's sum of dy (serial) or
-taking its own (concurrent). Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
+taking its own (concurrent). Its output is printed, not kept as data (docs/speed_2026-12-03.md)."""
 from layer_steps import adder_step, batch_of, conv_step
 
 from adder_bench import interleaved

@@ -1,5 +1,5 @@
 """Whole ResNet-20 ANN steps at batch 128, serial against concurrent filter gradient (see serial.py).
-Raw output: bench/results/intel_xeon_model167_2026-12-03_experiments/raw_outputs.md."""
+Its output is printed, not kept as data (docs/speed_2026-12-03.md)."""
 import paths  # noqa: F401  (the repository and bench/ on sys.path)
 from adder_bench import make_train_step, interleaved
 from adder_tf.ops import adder_fast
