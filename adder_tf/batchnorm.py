@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from adder_tf import _keras_internals as internals
-from adder_tf.layers.adder import AdderConv2D
+from adder_tf.layers.adder import AdderConv2D, mark_reestimated
 
 _PASSES = weakref.WeakKeyDictionary()   # model -> (BatchNorm ids, traced replica function)
 
@@ -59,6 +59,7 @@ def reestimate(model, data, steps=20, batch_size=None, strategy=None):
     default the model's own). Returns the number of batches used (0: the
     statistics are unchanged).
     """
+    mark_reestimated(internals.flatten_layers(model))
     layers = reestimated_layers(model)
     if not layers or steps <= 0 or (isinstance(data, keras.utils.PyDataset) and
                                      data.num_batches == 0):
@@ -157,6 +158,10 @@ class BatchNormReestimation(keras.callbacks.Callback):
         self._why_not = "the data gave no batch (a generator read already?)"
         self._warned = False
 
+    def on_train_begin(self, logs=None):
+        # Before the training step is traced: its adder layers do not warn.
+        mark_reestimated(internals.flatten_layers(_network(self.model)))
+
     def on_test_begin(self, logs=None):
         self.reestimate()
 
@@ -174,7 +179,7 @@ class BatchNormReestimation(keras.callbacks.Callback):
         if step is not None and step == self._done_at:
             return   # the weights have not moved since the last re-estimation
         start = time.time()
-        network = getattr(self.model, "student", self.model)
+        network = _network(self.model)
         source = self._read()
         used = source is not None and reestimate(network, source, self.steps,
                                                  strategy=self.model.distribute_strategy)
@@ -217,7 +222,9 @@ class ReestimatingFit:
         arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
         arguments.pop("self")
         callbacks = list(arguments.get("callbacks") or [])
-        steps = self.bn_reestimation_steps if _has_adder_layers(self) else 0
+        adders = _adder_layers(self)
+        mark_reestimated(adders)   # also with bn_reestimation_steps = 0: the user's choice
+        steps = self.bn_reestimation_steps if adders else 0
         if steps and not any(isinstance(c, BatchNormReestimation) for c in callbacks):
             data = _training_inputs(arguments, steps)
             callbacks.insert(0, BatchNormReestimation(data, steps, arguments.get("batch_size")))
@@ -225,9 +232,14 @@ class ReestimatingFit:
         return super().fit(**arguments)
 
 
-def _has_adder_layers(model):
-    network = getattr(model, "student", model)
-    return any(isinstance(layer, AdderConv2D) for layer in internals.flatten_layers(network))
+def _network(model):
+    """The network whose statistics are re-estimated: a distiller's student, or the model."""
+    return getattr(model, "student", model)
+
+
+def _adder_layers(model):
+    return [layer for layer in internals.flatten_layers(_network(model))
+            if isinstance(layer, AdderConv2D)]
 
 
 def _training_inputs(arguments, steps):

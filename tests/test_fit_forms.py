@@ -1,13 +1,18 @@
 """`fit` takes what `keras.Model.fit` takes, and ends with BatchNorm statistics of the weights.
 
 Every input form Keras's `fit` reads goes through a plain keras.Model and
-through ours (AdderModel, a subclass of it with its own `call`, and each
-distiller) side by side: ours must train and validate where Keras does and
-end with every adder layer's BatchNorm describing the trained weights, that
-is, within sampling noise of that BatchNorm's input statistics on all
-training rows, computed here by a functional sub-model.
+through ours (AdderModel, a subclassed model of one's own, and every
+distiller of `adder_tf.distill`) side by side: ours must train and validate
+where Keras does, or refuse in one sentence naming the form, and end with
+every adder layer's BatchNorm describing the trained weights, that is,
+within sampling noise of that BatchNorm's input statistics on all training
+rows, computed here by a functional sub-model. Each kind of model is built
+and compiled once (with one input and with two) and put back to its
+compiled state before each form: every form starts from the same weights
+and from BatchNorm statistics that cannot pass for re-estimated ones.
 """
 import functools
+import inspect
 import itertools
 
 import keras
@@ -17,13 +22,15 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 import adder_tf
-from adder_tf.batchnorm import BatchNormReestimation, ReestimatingFit, reestimate
+from adder_tf import batchnorm
+from adder_tf.batchnorm import ReestimatingFit, reestimate
 from adder_tf.optim import AdderSGD
 
-ROWS, VALIDATION, BATCH, CLASSES = 96, 32, 16, 3
+ROWS, VALIDATION, BATCH, CLASSES = 48, 16, 16, 3   # 3 training steps per epoch
 ADDER_BNS = ("bn1", "bn2")   # the BatchNorms right after the two adder layers
 
 
+@functools.lru_cache(maxsize=None)
 def arrays(seed=0):
     rng = np.random.default_rng(seed)
     x = rng.random((ROWS + VALIDATION, 6, 6, 1)).astype("float32")
@@ -44,8 +51,17 @@ def cnn(two_inputs=False, name="cnn"):
     return keras.Model(inputs if two_inputs else inputs[0], x, name=name)
 
 
+def joined(inputs):
+    """One tensor from one input, or from two as a list, tuple or dict {"a", "b"}."""
+    if isinstance(inputs, dict):
+        inputs = [inputs["a"], inputs["b"]]
+    if isinstance(inputs, (list, tuple)):
+        return keras.ops.concatenate(list(inputs), axis=-1)
+    return inputs
+
+
 class OwnNet(ReestimatingFit, keras.Model):
-    """A model of one's own with adder layers: subclassed, its own call."""
+    """A model of one's own with adder layers: subclassed, its own call, one or two inputs."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -57,37 +73,54 @@ class OwnNet(ReestimatingFit, keras.Model):
         self.logits = keras.layers.Dense(CLASSES, name="logits")
 
     def call(self, inputs, training=False):
-        x = inputs
+        x = joined(inputs)
         for conv, bn in zip(self.convs, self.bns):
             x = keras.ops.relu(bn(conv(x), training=training))
         return self.logits(self.pool(x))
 
 
 SPARSE_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+KINDS = ("AdderModel", "own subclass", *adder_tf.distill.__all__)
 
 
+def distiller(name, teacher, student):
+    """adder_tf.distill.<name> on these networks, compiled (a teacher only where it takes one)."""
+    cls = getattr(adder_tf.distill, name)
+    takes_teacher = "teacher" in inspect.signature(cls).parameters
+    trainer = cls(teacher, student) if takes_teacher else cls(student)
+    trainer.compile(optimizer=AdderSGD(0.05),
+                    teacher_optimizer=AdderSGD(0.05, eta=0.0) if takes_teacher else None)
+    return trainer
+
+
+@functools.lru_cache(maxsize=None)
 def compiled(kind, two_inputs):
-    """(model fit is called on, the network whose statistics are checked)."""
+    """(model fit is called on, the network whose statistics are checked, its compiled state),
+    built and compiled once: `fresh` puts the state back before each use."""
     keras.utils.set_random_seed(0)
-    if kind == "keras":
-        model = cnn(two_inputs)
-    elif kind == "AdderModel":
-        model = adder_tf.to_adder(cnn(two_inputs))
-    elif kind == "own subclass":
-        model = OwnNet()
-        model(np.zeros((1, 6, 6, 1), "float32"))
-    else:
+    if kind in adder_tf.distill.__all__:
         teacher = cnn(two_inputs, "teacher")
-        student = adder_tf.to_adder(teacher, name="student")
-        trainer = {"PKKD": lambda: adder_tf.distill.PKKD(teacher, student),
-                   "KD": lambda: adder_tf.distill.KD(teacher, student),
-                   "NST": lambda: adder_tf.distill.NST(teacher, student),
-                   "Supervised": lambda: adder_tf.distill.Supervised(student)}[kind]()
-        trainer.compile(optimizer=AdderSGD(0.05),
-                        teacher_optimizer=AdderSGD(0.05, eta=0.0) if kind != "Supervised" else None)
-        return trainer, student
-    model.compile(optimizer=AdderSGD(0.05), loss=SPARSE_CE)
-    return model, model
+        model = distiller(kind, teacher, adder_tf.to_adder(teacher, name="student"))
+        network = model.student
+    else:
+        model = network = {"keras": lambda: cnn(two_inputs), "own subclass": OwnNet,
+                           "AdderModel": lambda: adder_tf.to_adder(cnn(two_inputs))}[kind]()
+        model(np.zeros((1, 6, 6, 1), "float32") if not two_inputs else
+              [np.zeros((1, 6, 6, 1), "float32")] * 2)
+        model.compile(optimizer=AdderSGD(0.05), loss=SPARSE_CE)
+        model.optimizer.build(model.trainable_variables)   # its slots are part of the state
+    optimizers = [o for o in (model.optimizer, getattr(model, "teacher_optimizer", None)) if o]
+    variables = model.variables + [v for o in optimizers for v in o.variables]
+    return model, network, variables, [v.numpy() for v in variables]
+
+
+def fresh(kind, two_inputs):
+    """The compiled model as it was before its first fit: weights, BatchNorm statistics
+    (mean 0, variance 1) and optimizer state."""
+    model, network, variables, values = compiled(kind, two_inputs)
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+    return model, network
 
 
 class Batches(keras.utils.PyDataset):
@@ -149,17 +182,16 @@ def fit_arguments(form):
 
 FORMS = ("array", "list", "tuple", "dict", "tf.data", "PyDataset len", "PyDataset num_batches",
          "PyDataset infinite", "generator", "validation_split", "sample_weight")
-KINDS = ("AdderModel", "own subclass", "PKKD", "Supervised")
-# KD and NST differ from PKKD only in their loss: three forms each keep the suite short.
-CASES = [(form, kind) for form in FORMS for kind in KINDS] + [
-    (form, kind) for kind in ("KD", "NST") for form in ("list", "PyDataset num_batches", "generator")]
+# What a kind refuses at the call, in one sentence naming the form: PKKD's feature
+# term compares whole-batch statistics, which per-example weights cannot weigh.
+REFUSED = {("sample_weight", "PKKD"): "cannot weigh examples: train PKKD without sample_weight"}
 
 
 @functools.lru_cache(maxsize=None)
 def keras_fit(form):
     """What keras.Model.fit does with this form: None when it trains, else the error type."""
     arguments, _, two = fit_arguments(form)
-    model, _ = compiled("keras", two)
+    model, _ = fresh("keras", two)
     try:
         history = model.fit(epochs=1, verbose=0, **arguments)
     except Exception as error:   # noqa: BLE001 (whatever Keras refuses, ours must refuse)
@@ -172,7 +204,7 @@ def statistics_on_all_rows(network, inputs):
     """Per adder BatchNorm: (mean, variance) of its input over every training row, in
     training mode (each BatchNorm before it normalising with the batch's statistics)."""
     if isinstance(network, OwnNet):
-        x = inputs
+        x = joined(inputs)
         out = {}
         for conv, bn in zip(network.convs, network.bns):
             h = conv(x).numpy().astype("float64")
@@ -206,19 +238,22 @@ def assert_statistics_describe_the_weights(network, inputs):
         assert np.all((ratio > 0.6) & (ratio < 1.6)), (name, ratio)
 
 
-@pytest.mark.parametrize("form, kind", CASES)
+def test_every_public_distiller_is_run_through_every_form():
+    assert set(adder_tf.distill.__all__) <= set(KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("form", FORMS)
 def test_fit_takes_what_keras_takes_and_ends_with_statistics_of_the_weights(form, kind):
     arguments, inputs, two = fit_arguments(form)
     refused = keras_fit(form)
-    if two and kind == "own subclass":
-        pytest.skip("OwnNet has one input")
-    model, network = compiled(kind, two)
+    model, network = fresh(kind, two)
     if refused is not None:
         with pytest.raises(refused):
             model.fit(epochs=1, verbose=0, **arguments)
         return
-    if kind == "PKKD" and form == "sample_weight":   # refused at the call, in one sentence
-        with pytest.raises(ValueError, match="cannot weigh examples") as refusal:
+    if (form, kind) in REFUSED:
+        with pytest.raises(ValueError, match=REFUSED[form, kind]) as refusal:
             model.fit(epochs=1, verbose=0, **arguments)
         assert len(str(refusal.value).strip().splitlines()) == 1, str(refusal.value)
         return
@@ -278,17 +313,17 @@ def test_a_keras_model_of_ones_own_takes_the_public_callback():
     model = Plain()
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE_CE)
     x, _, y = arrays()
-    callback = BatchNormReestimation(x, steps=100, batch_size=BATCH)
+    callback = batchnorm.BatchNormReestimation(x, steps=100, batch_size=BATCH)
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
     assert len(callback.seconds) >= 1
     assert_statistics_describe_the_weights(model.net, x)
 
 
 def test_the_callback_says_in_one_line_when_it_cannot_read_its_data():
-    model, _ = compiled("AdderModel", False)
+    model, _ = fresh("AdderModel", False)
     x, _, y = arrays()
     with pytest.warns(UserWarning, match="not re-estimated: Keras cannot read str") as caught:
         model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0,
-                  callbacks=[BatchNormReestimation("images.npz")])
+                  callbacks=[batchnorm.BatchNormReestimation("images.npz")])
     messages = [str(w.message) for w in caught if "re-estimated" in str(w.message)]
     assert len(messages) == 1 and len(messages[0].splitlines()) == 1, messages

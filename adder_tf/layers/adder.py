@@ -1,4 +1,7 @@
 """AdderConv2D: a Conv2D whose multiply-accumulate is replaced by -|x - f|."""
+import warnings
+import weakref
+
 import keras
 from keras import ops
 
@@ -6,6 +9,21 @@ from adder_tf.layers.window import WindowLayer
 from adder_tf.ops import adder_conv2d
 
 ADDER_FILTER_ATTR = "_adder_tf_filter"
+
+# Adder layers whose BatchNorm statistics the library re-estimates: adder_tf.batchnorm
+# adds them (the fit of AdderModel, of a distiller or of a ReestimatingFit model, the
+# BatchNormReestimation callback, reestimate). A training-mode call of any other warns.
+_REESTIMATED = weakref.WeakSet()
+UNREESTIMATED_WARNING = (
+    "AdderConv2D trained in a model whose BatchNorm statistics are not re-estimated: moving "
+    "averages trail an adder network's weights, so inference after training is poor; fit "
+    "with callbacks=[adder_tf.batchnorm.BatchNormReestimation(x)] or call "
+    "adder_tf.batchnorm.reestimate(model, x) after training (docs/batchnorm.md)")
+
+
+def mark_reestimated(layers):
+    """Note that the library re-estimates the BatchNorm statistics around these layers."""
+    _REESTIMATED.update(layer for layer in layers if isinstance(layer, AdderConv2D))
 
 
 def adder_initializer():
@@ -44,6 +62,13 @@ class AdderConv2D(WindowLayer):
         # The optimizers of adder_tf.optim find adder filters by this mark,
         # which every build sets again: after load_model as well.
         setattr(self.kernel, ADDER_FILTER_ATTR, True)
+
+    def call(self, inputs, training=None):
+        # Decided when the call is traced (once per traced step): Python's default
+        # warning filter shows the line once, whatever the number of adder layers.
+        if training is True and self not in _REESTIMATED:
+            warnings.warn(UNREESTIMATED_WARNING, UserWarning, stacklevel=1)
+        return super().call(inputs)
 
     def window(self, inputs, kernel):
         # The l1 sums are large: under a float16/bfloat16 policy they still
