@@ -23,6 +23,11 @@ MultiWorkerMirrored) the replicas' statistics of each global batch are
 pooled, so every replica and worker ends with the same values, those of
 the global batch (each replica still normalises its own share of the batch
 on the way, as in training).
+
+Every adder layer this module re-estimates for (in `reestimate`, the
+callback and `ReestimatingFit`) is noted before its training step is
+traced; an adder layer trained without that, in a plain keras.Model fitted
+without the callback, warns once (docs/batchnorm.md).
 """
 import collections
 import inspect

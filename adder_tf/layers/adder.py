@@ -49,7 +49,9 @@ class AdderConv2D(WindowLayer):
     are refused. Gradients follow AdderNet: full-precision filter gradient
     (x - f) and a HardTanh-clipped input gradient. The adaptive learning
     rate of the paper belongs to the optimizer (`adder_tf.optim`), which
-    recognises this layer's kernel by itself.
+    recognises this layer's kernel by itself. Trained (traced with
+    training=True) where `adder_tf.batchnorm` does not re-estimate the
+    BatchNorm statistics, it warns once: see docs/batchnorm.md.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", *,
