@@ -25,8 +25,8 @@ the global batch (each replica still normalises its own share of the batch
 on the way, as in training).
 
 Every adder layer this module re-estimates for (in `reestimate`, the
-callback and `ReestimatingFit`) is noted before its training step is
-traced; an adder layer trained without that, in a plain keras.Model fitted
+callback and a compiled `ReestimatingFit` model) is noted before its
+training step is traced; an adder layer trained without that, in a plain keras.Model fitted
 without the callback, warns once (docs/batchnorm.md).
 """
 import collections
@@ -223,13 +223,17 @@ class ReestimatingFit:
 
     bn_reestimation_steps = 20
 
+    def compile(self, *args, **kwargs):
+        # Before any training step is traced (fit, train_on_batch): the network's adder
+        # layers do not warn, also with bn_reestimation_steps = 0 (the user's choice).
+        mark_reestimated(_adder_layers(self))
+        super().compile(*args, **kwargs)
+
     def fit(self, *args, **kwargs):
         arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
         arguments.pop("self")
         callbacks = list(arguments.get("callbacks") or [])
-        adders = _adder_layers(self)
-        mark_reestimated(adders)   # also with bn_reestimation_steps = 0: the user's choice
-        steps = self.bn_reestimation_steps if adders else 0
+        steps = self.bn_reestimation_steps if _adder_layers(self) else 0
         if steps and not any(isinstance(c, BatchNormReestimation) for c in callbacks):
             data = _training_inputs(arguments, steps)
             callbacks.insert(0, BatchNormReestimation(data, steps, arguments.get("batch_size")))
