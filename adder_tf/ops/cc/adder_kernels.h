@@ -35,8 +35,9 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
                  int64_t begin, int64_t end);
 
-// Input gradient. PackInputGradWeights writes w as (kh, kw, O, Cp), the
-// kernel columns in reverse order, Cp = C rounded up to VectorWidth();
+// Input gradient. PackInputGradWeights writes w as (Cp / VL, kh, kw, O, VL),
+// VL = VectorWidth(), the kernel columns in reverse order, Cp = C rounded up
+// to VL, channel padding zero;
 // xq/dxq are (B, H, W, Cp), 64-byte aligned; InputGradRows computes input
 // rows [begin, end) of the flattened (B * H) rows. zeros: O + VL zero
 // floats. dy_sum (nullable, O doubles): adds the sums over positions of the

@@ -161,7 +161,7 @@ class AdderConv2DInputGradOp : public OpKernel {
     const float* dy = dyt.flat<float>().data();
     float* dx = dxt->flat<float>().data();
 
-    // Kernel transposed to (kh, kw, O, Cp), channel padding zero.
+    // Kernel transposed to (Cp / VL, kh, kw, O, VL), channel padding zero.
     Buffer wtp(g.kh * g.kw * g.O * Cp);
     PackInputGradWeights(g, wt.flat<float>().data(), Cp, wtp.p);
     Buffer zeros(g.O + VL);
