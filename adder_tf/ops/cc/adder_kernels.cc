@@ -123,6 +123,9 @@ constexpr int FWD_P_SMALL = 4;
 constexpr int FWD_P_LARGE = 2;
 constexpr int BWD_P = 4;
 #endif
+// Output-channel vectors per forward work group (ForwardChannelGroups): the
+// widest register block, so a group is never split inside one.
+constexpr int64_t kForwardGroupVectors = 4;
 
 
 // ---------------------------------------------------------------- forward
@@ -355,15 +358,15 @@ static void ForwardBlock(const Geometry& g, const PaddedRows& padded, const floa
   }
 }
 
-// Every output-channel block of rows [i0, i1): blocks of NV vectors, then the
-// remaining vectors one at a time.
+// Output-channel vectors [v_begin, v_end) of rows [i0, i1): blocks of NV
+// vectors, then the remaining vectors one at a time.
 template <int NV, int P>
-static void ForwardBlockAllChannels(const Geometry& g, const PaddedRows& padded, const float* wp,
-                                    int64_t Op, float* y, int64_t b, int64_t i0, int64_t i1) {
-  const int64_t nvec = Op / VL;
-  int64_t v0 = 0;
-  for (; v0 + NV <= nvec; v0 += NV) ForwardBlock<NV, P>(g, padded, wp, Op, y, b, i0, i1, v0);
-  for (; v0 < nvec; ++v0) ForwardBlock<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v0);
+static void ForwardBlockChannels(const Geometry& g, const PaddedRows& padded, const float* wp,
+                                 int64_t Op, float* y, int64_t b, int64_t i0, int64_t i1,
+                                 int64_t v_begin, int64_t v_end) {
+  int64_t v0 = v_begin;
+  for (; v0 + NV <= v_end; v0 += NV) ForwardBlock<NV, P>(g, padded, wp, Op, y, b, i0, i1, v0);
+  for (; v0 < v_end; ++v0) ForwardBlock<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v0);
 }
 
 // ------------------------------------------------------------- input grad
@@ -551,24 +554,35 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
     }
 }
 
+int64_t ForwardChannelGroups(const Geometry& g, int threads) {
+  const int64_t nvec = (g.O + VL - 1) / VL;
+  const int64_t groups = nvec / kForwardGroupVectors;
+  if (groups <= 1 || g.B * g.OH >= 4 * threads) return 1;
+  return std::min<int64_t>(groups, (4 * threads + g.B * g.OH - 1) / (g.B * g.OH));
+}
+
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
-                 int64_t begin, int64_t end) {
+                 int64_t begin, int64_t end, int64_t group, int64_t groups) {
   const int64_t nvec = Op / VL;
+  // Group boundaries on multiples of kForwardGroupVectors, the widest block.
+  const int64_t nblk = (nvec + kForwardGroupVectors - 1) / kForwardGroupVectors;
+  const int64_t v_begin = std::min(nvec, nblk * group / groups * kForwardGroupVectors);
+  const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
   PaddedRows padded(g);
   for (int64_t r0 = begin; r0 < end;) {
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
     padded.Fill(g, x, b, i0, i1);
     if (nvec >= 4)
-      ForwardBlockAllChannels<4, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1);
+      ForwardBlockChannels<4, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 3)
-      ForwardBlockAllChannels<3, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1);
+      ForwardBlockChannels<3, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 2)
-      ForwardBlockAllChannels<2, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1);
+      ForwardBlockChannels<2, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (VL == 16 && g.C * g.s == kFixedCS)  // 16 accumulators need AVX-512's 32 registers
       ForwardBlock<1, kFixedP>(g, padded, wp, Op, y, b, i0, i1, 0);
     else
-      ForwardBlockAllChannels<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1);
+      ForwardBlockChannels<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     r0 += i1 - i0;
   }
 }
