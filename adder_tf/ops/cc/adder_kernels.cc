@@ -573,7 +573,11 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
     padded.Fill(g, x, b, i0, i1);
-    if (nvec >= 4)
+    if (nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
+      // Rows of 7 or 14 positions (ResNet's last two stages): a 4-wide tile
+      // would compute 8 or 16 of them; 7 x 2 vectors fit the registers too.
+      ForwardBlockChannels<2, 7>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+    else if (nvec >= 4)
       ForwardBlockChannels<4, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 3)
       ForwardBlockChannels<3, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
