@@ -237,6 +237,12 @@ KINDS = {"summary": render_summary, "paths": render_paths, "layers": render_laye
          "xla": render_xla, "ops": render_ops, "peaks": render_peaks, "kernels": render_kernels, "step_ops": render_step_ops}
 
 
+def all_kinds():
+    """Every kind, the ImageNet ones (table_kinds_imagenet.py) included."""
+    import table_kinds_imagenet  # imports this module's helpers
+    return {**KINDS, **table_kinds_imagenet.KINDS}
+
+
 def caption(root, paths):
     """The line above every table: its files and, for bench JSON, the CPU and software."""
     files = ", ".join(f"`{p}`" for p in dict.fromkeys(paths))
@@ -252,11 +258,12 @@ def caption(root, paths):
 
 def render(root, args):
     words = args.split()
-    if not words or words[0] not in KINDS:
+    kinds = all_kinds()
+    if not words or words[0] not in kinds:
         raise ReportError(f"unknown table kind in '<!-- table {args} -->' "
-                          f"(known: {', '.join(KINDS)})")
+                          f"(known: {', '.join(kinds)})")
     paths = [w for w in words[1:] if "=" not in w]
     opts = dict(w.split("=", 1) for w in words[1:] if "=" in w)
     if not paths:
         raise ReportError(f"'<!-- table {args} -->' names no data file")
-    return caption(root, paths) + "\n\n" + KINDS[words[0]](root, paths, opts) + "\n"
+    return caption(root, paths) + "\n\n" + kinds[words[0]](root, paths, opts) + "\n"

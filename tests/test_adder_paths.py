@@ -108,6 +108,14 @@ CASES = [
     (1, 2, 20, 16, 16, 5, 1, "same"),   # more kernel rows than input rows
     (1, 3, 40, 8, 16, 3, 2, "same"),    # stride 2, a full tile and a partial one
     (2, 3, 17, 16, 16, 1, 1, "same"),   # 1x1: one kernel row, no padding
+    # Rows in blocks (about 256 KB of padded rows each) and channels in blocks of
+    # vectors: several row blocks per image, a thread range ending mid-image
+    # (45 rows), four-vector output blocks plus a rest, several input vectors.
+    (3, 15, 70, 64, 80, 3, 1, "same"),
+    (1, 29, 66, 48, 72, 3, 2, "same"),  # stride 2, several row blocks
+    (1, 7, 7, 256, 256, 3, 1, "same"),  # ResNet's last stage: large c_in and c_out
+    (2, 7, 7, 96, 160, 1, 1, "same"),   # a bottleneck 1x1
+    (1, 3, 5, 8, 160, 3, 1, "same"),    # 3 rows, 10 vectors: channel groups across threads
 ]
 
 

@@ -8,13 +8,18 @@
 //               one, with their zero padding, so one kernel row's window is
 //               kw*c_in contiguous floats (one inner loop per kernel row);
 //               kernel rows wholly in the padding add a packed constant, the
-//               sum of min(0, w) over that row.
+//               sum of min(0, w) over that row. Output rows go in blocks (one
+//               image, the block's padded input rows within kBlockBytes), each
+//               block of c_out vectors over all the block's rows, so a block's
+//               packed weights are read once per block of rows, not per row.
 //   input grad: gather form, tile = P input positions of one row (same
 //               column residue mod stride, so they share the valid kernel
 //               offsets) x one vector of c_in; inner loop over c_out, w packed
-//               as (kh, kw reversed, c_out, c_in). At stride 1 the dy rows are
-//               copied with their padding so a kernel row reads kw*c_out
-//               contiguous floats. Each input position is written by exactly
+//               as (c_in vectors, kh, kw reversed, c_out, VL), so one channel
+//               vector's taps are contiguous and are read once per block of
+//               input rows. At stride 1 the block's dy rows are copied once
+//               with their padding so a kernel row reads kw*c_out contiguous
+//               floats. Each input position is written by exactly
 //               one work item, so threads never race. The sum of dy over
 //               (batch, rows, columns), which the filter gradient needs,
 //               comes out of the same op, each dy row counted once.
@@ -118,44 +123,55 @@ constexpr int FWD_P_SMALL = 4;
 constexpr int FWD_P_LARGE = 2;
 constexpr int BWD_P = 4;
 #endif
+// Output-channel vectors per forward work group (ForwardChannelGroups): the
+// widest register block, so a group is never split inside one.
+constexpr int64_t kForwardGroupVectors = 4;
 
 
 // ---------------------------------------------------------------- forward
 
-// Input rows with their zero padding, as the forward reads them: row r of
-// the buffer is input row ih with kw - 1 + ... zero columns around it, so
-// every output position's window on that row, kw * C floats, is contiguous.
-//
-// Input row ih is kept in slot ih mod kh: the kh rows of one output row take
-// distinct slots, and those it shares with the previous output row of the
-// same range (all of them but s) are not copied again. The buffer ends with
-// kFixedSlack zero floats, which ForwardRowFixed's positions past the row
-// end read (and discard).
+// Input rows with their zero padding, as the forward reads them: each input
+// row of one block of output rows (one image, rows i0 .. i1 - 1), with
+// kw - 1 + ... zero columns around it, so every output position's window on
+// that row, kw * C floats, is contiguous. Each row is copied once per block
+// and read by every output-channel block of every output row that needs it.
+// The buffer ends with kFixedSlack zero floats, which ForwardRowFixed's
+// positions past the row end read (and discard).
 constexpr int64_t kFixedP = 16, kFixedCS = 16;
 constexpr int64_t kFixedSlack = kFixedP * kFixedCS;
+// Bytes of padded rows (forward) or padded output-gradient rows (input
+// gradient) per block of rows: they stay in cache while each channel block's
+// weights are read once per block instead of once per row.
+constexpr int64_t kBlockBytes = 256 << 10;
 struct PaddedRows {
   int64_t width;  // floats per padded row: ((OW - 1) * s + kw) * C
+  int64_t block;  // output rows per block
+  int64_t first_ih = 0;  // input row held in slot 0
   std::vector<float> buf;
-  std::vector<int64_t> held;  // per slot: the input row b * H + ih it holds, or -1
   explicit PaddedRows(const Geometry& g)
       : width(((g.OW - 1) * g.s + g.kw) * g.C),
-        buf(g.kh * width + VL + kFixedSlack, 0.0f),
-        held(g.kh, -1) {}
-  // Row dh for output row (b, i), or nullptr when it lies in the padding.
-  const float* Fill(const Geometry& g, const float* x, int64_t b, int64_t i, int64_t dh) {
-    const int64_t ih = i * g.s + dh - g.pt;
-    if (ih < 0 || ih >= g.H) return nullptr;
-    const int64_t slot = ih % g.kh;
-    float* row = buf.data() + slot * width;
-    if (held[slot] == b * g.H + ih) return row;
-    held[slot] = b * g.H + ih;
+        block(std::max<int64_t>(
+            1, std::min<int64_t>(g.OH, (kBlockBytes / (4 * width) - g.kh) / g.s + 1))),
+        buf(((block - 1) * g.s + g.kh) * width + VL + kFixedSlack, 0.0f) {}
+  // Copies the input rows that output rows [i0, i1) of image b read.
+  void Fill(const Geometry& g, const float* x, int64_t b, int64_t i0, int64_t i1) {
+    first_ih = i0 * g.s - g.pt;
     const int64_t cols = width / g.C;
     const int64_t first = std::max<int64_t>(g.pl, 0);  // padded column of iw = 0
     const int64_t n = std::min<int64_t>(g.W, cols - first);
-    std::memset(row, 0, first * g.C * sizeof(float));
-    std::memcpy(row + first * g.C, x + ((b * g.H + ih) * g.W) * g.C, n * g.C * sizeof(float));
-    std::memset(row + (first + n) * g.C, 0, (cols - first - n) * g.C * sizeof(float));
-    return row;
+    const int64_t last = std::min<int64_t>((i1 - 1) * g.s - g.pt + g.kh, g.H);
+    for (int64_t ih = std::max<int64_t>(first_ih, 0); ih < last; ++ih) {
+      float* row = buf.data() + (ih - first_ih) * width;
+      std::memset(row, 0, first * g.C * sizeof(float));
+      std::memcpy(row + first * g.C, x + ((b * g.H + ih) * g.W) * g.C, n * g.C * sizeof(float));
+      std::memset(row + (first + n) * g.C, 0, (cols - first - n) * g.C * sizeof(float));
+    }
+  }
+  // Row dh for output row i of the block, or nullptr when it lies in the padding.
+  const float* Row(const Geometry& g, int64_t i, int64_t dh) const {
+    const int64_t ih = i * g.s + dh - g.pt;
+    if (ih < 0 || ih >= g.H) return nullptr;
+    return buf.data() + (ih - first_ih) * width;
   }
 };
 
@@ -328,14 +344,29 @@ __attribute__((noinline)) static void ForwardRowFixed(const Geometry& g,
   }
 }
 
+// Output rows [i0, i1) of image b, output-channel vectors [v0, v0 + NV).
 template <int NV, int P>
-static void ForwardRowAllBlocks(const Geometry& g, const float* const* rows, const float* wp,
-                                int64_t Op, float* y, int64_t b, int64_t i) {
-  const int64_t nvec = Op / VL;
-  int64_t v0 = 0;
-  for (; v0 + NV <= nvec; v0 += NV) ForwardRow<NV, P>(g, rows, wp, Op, y, b, i, v0);
-  // Remaining vectors (fewer than NV).
-  for (; v0 < nvec; ++v0) ForwardRow<1, FWD_P_SMALL>(g, rows, wp, Op, y, b, i, v0);
+static void ForwardBlock(const Geometry& g, const PaddedRows& padded, const float* wp, int64_t Op,
+                         float* y, int64_t b, int64_t i0, int64_t i1, int64_t v0) {
+  std::vector<const float*> rows(g.kh);
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t dh = 0; dh < g.kh; ++dh) rows[dh] = padded.Row(g, i, dh);
+    if constexpr (NV == 1 && P == kFixedP)
+      ForwardRowFixed<kFixedP, kFixedCS>(g, rows.data(), wp, Op, y, b, i);
+    else
+      ForwardRow<NV, P>(g, rows.data(), wp, Op, y, b, i, v0);
+  }
+}
+
+// Output-channel vectors [v_begin, v_end) of rows [i0, i1): blocks of NV
+// vectors, then the remaining vectors one at a time.
+template <int NV, int P>
+static void ForwardBlockChannels(const Geometry& g, const PaddedRows& padded, const float* wp,
+                                 int64_t Op, float* y, int64_t b, int64_t i0, int64_t i1,
+                                 int64_t v_begin, int64_t v_end) {
+  int64_t v0 = v_begin;
+  for (; v0 + NV <= v_end; v0 += NV) ForwardBlock<NV, P>(g, padded, wp, Op, y, b, i0, i1, v0);
+  for (; v0 < v_end; ++v0) ForwardBlock<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v0);
 }
 
 // ------------------------------------------------------------- input grad
@@ -359,13 +390,14 @@ __attribute__((always_inline)) static inline void ClipDotTaps(const float* wk, i
 
 // Input row (b, h), input columns r, r + s, r + 2s, ... (one residue class
 // modulo the stride), channel vector cv. xq/dxq: (B, H, W, Cp).
-// wt: (kh, kw, O, Cp). dy: (B, OH, OW, O).
+// wt: (Cp / VL, kh, kw reversed, O, VL). dy: (B, OH, OW, O).
 template <int P>
 static void InputGradRow(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
                          const float* dy, const float* zeros, float* dxq,
                          int64_t b, int64_t h, int64_t r, int64_t cv) {
   const int64_t O = g.O, s = g.s;
   const int64_t ncols = r < g.W ? (g.W - r + s - 1) / s : 0;
+  const float* wcv = wt + cv * g.kh * g.kw * O * VL;
   for (int64_t t0 = 0; t0 < ncols; t0 += P) {
     vf xr[P], acc[P];
 #pragma GCC unroll 16
@@ -392,8 +424,8 @@ static void InputGradRow(const Geometry& g, const float* xq, int64_t Cp, const f
           const int64_t j = jbase + p;
           dp[p] = (t0 + p < ncols && j >= 0 && j < g.OW) ? dyrow + j * O : zeros;
         }
-        const float* wk = wt + (dh * g.kw + g.kw - 1 - dw) * O * Cp + cv * VL;
-        ClipDotTaps<P>(wk, Cp, O, xr, dp, acc);
+        const float* wk = wcv + (dh * g.kw + g.kw - 1 - dw) * O * VL;
+        ClipDotTaps<P>(wk, VL, O, xr, dp, acc);
       }
     }
 #pragma GCC unroll 16
@@ -405,28 +437,40 @@ static void InputGradRow(const Geometry& g, const float* xq, int64_t Cp, const f
   }
 }
 
-// Stride 1: the output-gradient rows with their zero padding, so that the
-// taps of one kernel row that reach input column iw read kw * O contiguous
-// floats: padded column iw + m holds dy column iw + pl - (kw - 1 - m), and
-// wt's kernel columns are packed in reverse (m = kw - 1 - dw) to match.
+// Stride 1: the output-gradient rows of one block of input rows with their
+// zero padding, so that the taps of one kernel row that reach input column
+// iw read kw * O contiguous floats: padded column iw + m holds dy column
+// iw + pl - (kw - 1 - m), and wt's kernel columns are packed in reverse
+// (m = kw - 1 - dw) to match. Each dy row of the block is copied once and
+// read by every channel vector of every input row that needs it.
 struct PaddedGradRows {
   int64_t width;  // floats per padded row: (W + kw - 1) * O
+  int64_t first_row = 0;  // output row held in slot 0
   std::vector<float> buf;
-  explicit PaddedGradRows(const Geometry& g)
-      : width((g.W + g.kw - 1) * g.O), buf(g.kh * width + VL, 0.0f) {}
-  const float* Fill(const Geometry& g, const float* dy, int64_t b, int64_t h, int64_t dh) {
-    const int64_t i = h + g.pt - dh;
-    if (i < 0 || i >= g.OH) return nullptr;  // all taps read padding: no contribution
-    float* row = buf.data() + dh * width;
+  PaddedGradRows(const Geometry& g, int64_t block_rows)
+      : width((g.W + g.kw - 1) * g.O), buf((block_rows + g.kh - 1) * width + VL, 0.0f) {}
+  // Copies the dy rows that input rows [h0, h1) of image b read: output rows
+  // [h0 + pt - kh + 1, h1 + pt) within [0, OH).
+  void Fill(const Geometry& g, const float* dy, int64_t b, int64_t h0, int64_t h1) {
+    first_row = h0 + g.pt - (g.kh - 1);
     const int64_t cols = width / g.O;
     const int64_t shift = g.kw - 1 - g.pl;  // padded column of dy column 0
     const int64_t first = std::max<int64_t>(shift, 0);
     const int64_t j0 = first - shift;
     const int64_t n = std::max<int64_t>(std::min<int64_t>(g.OW - j0, cols - first), 0);
-    std::memset(row, 0, first * g.O * sizeof(float));
-    std::memcpy(row + first * g.O, dy + ((b * g.OH + i) * g.OW + j0) * g.O, n * g.O * sizeof(float));
-    std::memset(row + (first + n) * g.O, 0, (cols - first - n) * g.O * sizeof(float));
-    return row;
+    for (int64_t i = std::max<int64_t>(first_row, 0); i < std::min<int64_t>(h1 + g.pt, g.OH); ++i) {
+      float* row = buf.data() + (i - first_row) * width;
+      std::memset(row, 0, first * g.O * sizeof(float));
+      std::memcpy(row + first * g.O, dy + ((b * g.OH + i) * g.OW + j0) * g.O,
+                  n * g.O * sizeof(float));
+      std::memset(row + (first + n) * g.O, 0, (cols - first - n) * g.O * sizeof(float));
+    }
+  }
+  // Kernel row dh of input row h, or nullptr when it reads only padding.
+  const float* Row(const Geometry& g, int64_t h, int64_t dh) const {
+    const int64_t i = h + g.pt - dh;
+    if (i < 0 || i >= g.OH) return nullptr;
+    return buf.data() + (i - first_row) * width;
   }
 };
 
@@ -435,6 +479,7 @@ static void InputGradRowS1(const Geometry& g, const float* xq, int64_t Cp, const
                            const float* const* drows, float* dxq, int64_t b, int64_t h,
                            int64_t cv) {
   const int64_t KO = g.kw * g.O;
+  const float* wcv = wt + cv * g.kh * KO * VL;
   for (int64_t t0 = 0; t0 < g.W; t0 += P) {
     vf xr[P], acc[P];
 #pragma GCC unroll 16
@@ -450,7 +495,7 @@ static void InputGradRowS1(const Geometry& g, const float* xq, int64_t Cp, const
 #pragma GCC unroll 16
       for (int p = 0; p < P; ++p)  // columns past the row end re-read column 0
         dp[p] = drows[dh] + (t0 + p < g.W ? (t0 + p) * g.O : 0);
-      ClipDotTaps<P>(wt + dh * KO * Cp + cv * VL, Cp, KO, xr, dp, acc);
+      ClipDotTaps<P>(wcv + dh * KO * VL, VL, KO, xr, dp, acc);
     }
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
@@ -458,6 +503,15 @@ static void InputGradRowS1(const Geometry& g, const float* xq, int64_t Cp, const
       *reinterpret_cast<vf*>(dxq + ((b * g.H + h) * g.W + t0 + p) * Cp + cv * VL) = acc[p];
     }
   }
+}
+
+// Rows of one image per block: as many as keep the block's padded dy rows
+// within kBlockBytes, so they stay in cache while every channel vector's
+// weights (kh * kw * O vectors, contiguous) are read once per block rather
+// than once per input row.
+static int64_t GradBlockRows(const Geometry& g) {
+  const int64_t row_bytes = (g.W + g.kw - 1) * g.O * 4;
+  return std::max<int64_t>(1, std::min<int64_t>(g.H, kBlockBytes / row_bytes - (g.kh - 1)));
 }
 
 }  // namespace
@@ -500,33 +554,50 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
     }
 }
 
+int64_t ForwardChannelGroups(const Geometry& g, int threads) {
+  const int64_t nvec = (g.O + VL - 1) / VL;
+  const int64_t groups = nvec / kForwardGroupVectors;
+  if (groups <= 1 || g.B * g.OH >= 4 * threads) return 1;
+  return std::min<int64_t>(groups, (4 * threads + g.B * g.OH - 1) / (g.B * g.OH));
+}
+
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
-                 int64_t begin, int64_t end) {
+                 int64_t begin, int64_t end, int64_t group, int64_t groups) {
   const int64_t nvec = Op / VL;
+  // Group boundaries on multiples of kForwardGroupVectors, the widest block.
+  const int64_t nblk = (nvec + kForwardGroupVectors - 1) / kForwardGroupVectors;
+  const int64_t v_begin = std::min(nvec, nblk * group / groups * kForwardGroupVectors);
+  const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
   PaddedRows padded(g);
-  std::vector<const float*> rows(g.kh);
-  for (int64_t r = begin; r < end; ++r) {
-    const int64_t b = r / g.OH, i = r % g.OH;
-    for (int64_t dh = 0; dh < g.kh; ++dh) rows[dh] = padded.Fill(g, x, b, i, dh);
-    if (nvec >= 4)
-      ForwardRowAllBlocks<4, FWD_P_LARGE>(g, rows.data(), wp, Op, y, b, i);
+  for (int64_t r0 = begin; r0 < end;) {
+    const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
+    const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
+    padded.Fill(g, x, b, i0, i1);
+    if (nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
+      // Rows of 7 or 14 positions (ResNet's last two stages): a 4-wide tile
+      // would compute 8 or 16 of them; 7 x 2 vectors fit the registers too.
+      ForwardBlockChannels<2, 7>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+    else if (nvec >= 4)
+      ForwardBlockChannels<4, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 3)
-      ForwardRowAllBlocks<3, FWD_P_LARGE>(g, rows.data(), wp, Op, y, b, i);
+      ForwardBlockChannels<3, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 2)
-      ForwardRowAllBlocks<2, FWD_P_SMALL>(g, rows.data(), wp, Op, y, b, i);
+      ForwardBlockChannels<2, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (VL == 16 && g.C * g.s == kFixedCS)  // 16 accumulators need AVX-512's 32 registers
-      ForwardRowFixed<kFixedP, kFixedCS>(g, rows.data(), wp, Op, y, b, i);
+      ForwardBlock<1, kFixedP>(g, padded, wp, Op, y, b, i0, i1, 0);
     else
-      ForwardRowAllBlocks<1, FWD_P_SMALL>(g, rows.data(), wp, Op, y, b, i);
+      ForwardBlockChannels<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+    r0 += i1 - i0;
   }
 }
 
 void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt) {
+  std::memset(wt, 0, g.kh * g.kw * g.O * Cp * sizeof(float));
   for (int64_t dh = 0; dh < g.kh; ++dh)
     for (int64_t dw = 0; dw < g.kw; ++dw)
       for (int64_t c = 0; c < g.C; ++c)
         for (int64_t o = 0; o < g.O; ++o)
-          wt[((dh * g.kw + g.kw - 1 - dw) * g.O + o) * Cp + c] =
+          wt[(((c / VL * g.kh + dh) * g.kw + g.kw - 1 - dw) * g.O + o) * VL + c % VL] =
               w[((dh * g.kw + dw) * g.C + c) * g.O + o];
 }
 
@@ -549,40 +620,34 @@ void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* 
                    const float* dy, const float* zeros, float* dxq, double* dy_sum,
                    int64_t begin, int64_t end) {
   const int64_t ncv = Cp / VL;
-  if (g.s == 1) {
-    PaddedGradRows padded(g);
-    std::vector<const float*> drows(g.kh);
-    for (int64_t u = begin; u < end; ++u) {
-      const int64_t b = u / g.H, h = u % g.H;
-      for (int64_t dh = 0; dh < g.kh; ++dh) {
-        drows[dh] = padded.Fill(g, dy, b, h, dh);
-        // Output row i = h + pt - dh is visited from several input rows; it
-        // is summed from the first of them: dh == 0, or h == 0 when
-        // i + dh' - pt < 0 for every smaller dh'.
-        if (dy_sum != nullptr && drows[dh] != nullptr && (dh == 0 || h == 0)) {
-          const int64_t i = h + g.pt - dh;
-          ColumnSumRows(dy + (b * g.OH + i) * g.OW * g.O, g.O, dy_sum, 0, g.OW);
-        }
+  const int64_t block = GradBlockRows(g);
+  PaddedGradRows padded(g, g.s == 1 ? block : 0);
+  std::vector<const float*> drows(g.kh);
+  // Blocks of input rows [u0, u1) within one image (b, rows h0 .. h1 - 1).
+  for (int64_t u0 = begin; u0 < end;) {
+    const int64_t b = u0 / g.H, h0 = u0 % g.H;
+    const int64_t h1 = std::min<int64_t>({g.H, h0 + block, h0 + end - u0});
+    if (dy_sum != nullptr) {
+      // Output rows whose first input row (i * s - pt clamped to 0) is in the block.
+      for (int64_t i = 0; i < g.OH; ++i) {
+        const int64_t h = std::max<int64_t>(i * g.s - g.pt, 0);
+        if (h >= h0 && h < h1) ColumnSumRows(dy + (b * g.OH + i) * g.OW * g.O, g.O, dy_sum, 0, g.OW);
       }
+    }
+    if (g.s == 1) {
+      padded.Fill(g, dy, b, h0, h1);
       for (int64_t cv = 0; cv < ncv; ++cv)
-        InputGradRowS1<BWD_P>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
+        for (int64_t h = h0; h < h1; ++h) {
+          for (int64_t dh = 0; dh < g.kh; ++dh) drows[dh] = padded.Row(g, h, dh);
+          InputGradRowS1<BWD_P>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
+        }
+    } else {
+      for (int64_t cv = 0; cv < ncv; ++cv)
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t r = 0; r < g.s; ++r)
+            InputGradRow<BWD_P>(g, xq, Cp, wt, dy, zeros, dxq, b, h, r, cv);
     }
-    return;
-  }
-  for (int64_t u = begin; u < end; ++u) {
-    const int64_t b = u / g.H, h = u % g.H;
-    for (int64_t cv = 0; cv < ncv; ++cv)
-      for (int64_t r = 0; r < g.s; ++r)
-        InputGradRow<BWD_P>(g, xq, Cp, wt, dy, zeros, dxq, b, h, r, cv);
-  }
-  if (dy_sum != nullptr) {
-    // Output rows whose first input row (i * s - pt clamped to 0) is in range.
-    for (int64_t u = begin; u < end; ++u) {
-      const int64_t b = u / g.H, h = u % g.H;
-      for (int64_t i = 0; i < g.OH; ++i)
-        if (std::max<int64_t>(i * g.s - g.pt, 0) == h)
-          ColumnSumRows(dy + (b * g.OH + i) * g.OW * g.O, g.O, dy_sum, 0, g.OW);
-    }
+    u0 += h1 - h0;
   }
 }
 

@@ -29,14 +29,19 @@ const char* IsaName();
 // VectorWidth(), zero filled, then one row of sum_k w and kh rows of the
 // sum over (kw, C) of min(0, w) (ForwardPackedRows(g) * Op floats in all);
 // ForwardRows computes output rows [begin, end) of the flattened (B * OH)
-// rows.
+// rows, output channels of group `group` of `groups` (whole blocks of
+// vectors; groups = 1: all of them). ForwardChannelGroups says into how many
+// groups to split the channels so that `threads` threads each get work when
+// there are few rows (a 7x7 layer at batch 1 has 7): 1 when rows suffice.
 int64_t ForwardPackedRows(const Geometry& g);
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
+int64_t ForwardChannelGroups(const Geometry& g, int threads);
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
-                 int64_t begin, int64_t end);
+                 int64_t begin, int64_t end, int64_t group = 0, int64_t groups = 1);
 
-// Input gradient. PackInputGradWeights writes w as (kh, kw, O, Cp), the
-// kernel columns in reverse order, Cp = C rounded up to VectorWidth();
+// Input gradient. PackInputGradWeights writes w as (Cp / VL, kh, kw, O, VL),
+// VL = VectorWidth(), the kernel columns in reverse order, Cp = C rounded up
+// to VL, channel padding zero;
 // xq/dxq are (B, H, W, Cp), 64-byte aligned; InputGradRows computes input
 // rows [begin, end) of the flattened (B * H) rows. zeros: O + VL zero
 // floats. dy_sum (nullable, O doubles): adds the sums over positions of the

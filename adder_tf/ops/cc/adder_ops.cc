@@ -115,12 +115,21 @@ class AdderConv2DOp : public OpKernel {
     PackForwardWeights(g, wt.flat<float>().data(), Op, wp.p);
     const float* x = xt.flat<float>().data();
     float* y = yt->flat<float>().data();
-    auto work = [&](int64_t begin, int64_t end) {
-      ForwardRows(g, x, wp.p, Op, y, begin, end);
-    };
-    const int64_t cost = std::max<int64_t>(g.OW * K * Op * 3, 1);
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
-    tensorflow::Shard(pool->num_threads, pool->workers, g.B * g.OH, cost, work);
+    // Work units: (channel group, row), group-major; one group unless the rows
+    // are too few to keep every thread busy.
+    const int64_t rows = g.B * g.OH;
+    const int64_t groups = ForwardChannelGroups(g, pool->num_threads);
+    auto work = [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end;) {
+        const int64_t group = u / rows, r0 = u % rows;
+        const int64_t r1 = std::min(rows, r0 + end - u);
+        ForwardRows(g, x, wp.p, Op, y, r0, r1, group, groups);
+        u += r1 - r0;
+      }
+    };
+    const int64_t cost = std::max<int64_t>(g.OW * K * Op * 3 / groups, 1);
+    tensorflow::Shard(pool->num_threads, pool->workers, rows * groups, cost, work);
   }
 
  private:
@@ -161,7 +170,7 @@ class AdderConv2DInputGradOp : public OpKernel {
     const float* dy = dyt.flat<float>().data();
     float* dx = dxt->flat<float>().data();
 
-    // Kernel transposed to (kh, kw, O, Cp), channel padding zero.
+    // Kernel transposed to (Cp / VL, kh, kw, O, VL), channel padding zero.
     Buffer wtp(g.kh * g.kw * g.O * Cp);
     PackInputGradWeights(g, wt.flat<float>().data(), Cp, wtp.p);
     Buffer zeros(g.O + VL);
