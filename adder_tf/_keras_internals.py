@@ -4,9 +4,24 @@ Keras has no public form of these; a Keras release that renames one breaks
 this module and nothing else. Everything else in adder_tf uses the public
 Keras API and the functions and classes here.
 """
+import warnings
+
 import keras
 from keras.src.trainers import data_adapters
 from keras.src.trainers.data_adapters import array_data_adapter, array_slicing
+
+
+def in_xla_context():
+    """Whether the graph being built is compiled by XLA (TensorFlow's private check). If
+    TensorFlow moves it, a warning line says so and no XLA is assumed."""
+    try:
+        from tensorflow.python.framework import ops as tf_ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError as e:
+        warnings.warn(f"adder_tf: TensorFlow's XLA-context check is gone ({e}); "
+                      "assuming no XLA", RuntimeWarning, stacklevel=2)
+        return False
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
 
 
 def flatten_layers(layer, include_self=False):

@@ -40,7 +40,9 @@ import keras
 import tensorflow as tf
 
 from adder_tf import _keras_internals as internals
+from adder_tf.config import DEFAULT_REESTIMATION_STEPS as DEFAULT_STEPS
 from adder_tf.layers.adder import AdderConv2D, mark_reestimated
+from adder_tf.ops import JIT_COMPILE
 
 _PASSES = weakref.WeakKeyDictionary()   # model -> (BatchNorm ids, traced replica function)
 
@@ -53,7 +55,7 @@ def reestimated_layers(model):
             and not layer.renorm]
 
 
-def reestimate(model, data, steps=20, batch_size=None, strategy=None):
+def reestimate(model, data, steps=DEFAULT_STEPS, batch_size=None, strategy=None):
     """Re-estimate every trainable BatchNorm's moving mean and variance on `steps` batches.
 
     data: what `fit` takes as x: arrays (one, or a list, tuple or dict of
@@ -62,17 +64,21 @@ def reestimate(model, data, steps=20, batch_size=None, strategy=None):
     a generator (consumed), each yielding inputs or (inputs, labels[,
     weights]) as for `fit`. strategy: the one the model was built in (by
     default the model's own). Returns the number of batches used (0: the
-    statistics are unchanged).
+    statistics are unchanged). Nothing else of the model changes: the state a
+    training-mode pass moves besides these statistics (a renorm or frozen
+    BatchNorm's, a dropout layer's random seed) is put back afterwards.
     """
-    mark_reestimated(internals.flatten_layers(model))
     layers = reestimated_layers(model)
     if not layers or steps <= 0 or (isinstance(data, keras.utils.PyDataset) and
                                      data.num_batches == 0):
         return 0
+    mark_reestimated(internals.flatten_layers(model))   # before its pass is traced
     strategy = strategy or getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
     replica = _replica_function(model, layers)
     source = data if isinstance(data, _Source) else _Source(data, batch_size)
     momenta = [layer.momentum for layer in layers]
+    others = _other_state(model, layers)
+    saved = [v.numpy() for v in others]
     totals, used = None, 0
     try:
         for layer in layers:
@@ -87,6 +93,8 @@ def reestimate(model, data, steps=20, batch_size=None, strategy=None):
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+        for variable, value in zip(others, saved):
+            variable.assign(value)
         internals.stop_adapter(source.adapter)
     if used:
         rows = totals[0]
@@ -94,6 +102,12 @@ def reestimate(model, data, steps=20, batch_size=None, strategy=None):
             layer.moving_mean.assign(tf.cast(mean / rows, layer.moving_mean.dtype))
             layer.moving_variance.assign(tf.cast(variance / rows, layer.moving_variance.dtype))
     return used
+
+
+def _other_state(model, layers):
+    """The model's non-trainable variables other than the statistics `layers` re-estimate."""
+    mine = {id(v) for layer in layers for v in (layer.moving_mean, layer.moving_variance)}
+    return [v for v in model.non_trainable_variables if id(v) not in mine]
 
 
 class _Source:
@@ -152,7 +166,7 @@ class BatchNormReestimation(keras.callbacks.Callback):
     `fit` with the training inputs: `callbacks=[BatchNormReestimation(x)]`.
     """
 
-    def __init__(self, data, steps=20, batch_size=None):
+    def __init__(self, data, steps=DEFAULT_STEPS, batch_size=None):
         super().__init__()
         self.data = data
         self.steps = steps
@@ -221,13 +235,14 @@ class ReestimatingFit:
     call. `bn_reestimation_steps` (default 20 batches; 0 turns it off) is the cost.
     """
 
-    bn_reestimation_steps = 20
+    bn_reestimation_steps = DEFAULT_STEPS
 
-    def compile(self, *args, **kwargs):
+    def compile(self, *args, jit_compile=JIT_COMPILE, **kwargs):
         # Before any training step is traced (fit, train_on_batch): the network's adder
         # layers do not warn, also with bn_reestimation_steps = 0 (the user's choice).
+        # jit_compile: adder_tf.ops.JIT_COMPILE (False) unless given.
         mark_reestimated(_adder_layers(self))
-        super().compile(*args, **kwargs)
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     def fit(self, *args, **kwargs):
         arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments

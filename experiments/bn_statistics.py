@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import adder_tf
+from adder_tf import _keras_internals as internals
 from adder_tf.batchnorm import reestimate
 from adder_tf.convert import batchnorms_after
 from adder_tf.layers.adder import AdderConv2D
@@ -77,7 +78,7 @@ class StatisticsProbe(keras.callbacks.Callback):
         self.shifts, self._last = [], None
 
     def moments(self, images):
-        bns = [l for l in self.network._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+        bns = [l for l in internals.flatten_layers(self.network) if isinstance(l, keras.layers.BatchNormalization)]
         saved = [(v, v.numpy()) for l in bns for v in (l.moving_mean, l.moving_variance)]
         outputs = self.view(images, training=True)
         for v, value in saved:

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from adder_tf import _keras_internals as internals  # noqa: E402
 from adder_tf import config as C  # noqa: E402
 from adder_tf import experiment  # noqa: E402
 from adder_tf.data import load_dataset  # noqa: E402
@@ -31,7 +32,7 @@ SWEEP = (0.1, 0.5, 1.0, 5.0, 10.0)
 
 
 def term_gradients(trainer, images, labels):
-    adder_ids = {id(l.kernel) for l in trainer.student._flatten_layers() if isinstance(l, AdderConv2D)}
+    adder_ids = {id(l.kernel) for l in internals.flatten_layers(trainer.student) if isinstance(l, AdderConv2D)}
     variables = trainer.student.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         _, terms = trainer.student_loss(labels, *trainer.tap_outputs(images, training=True))

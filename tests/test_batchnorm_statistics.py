@@ -156,3 +156,20 @@ def test_a_two_input_model_fit_on_a_py_dataset_ends_with_statistics_of_its_weigh
     reestimate(model, data, steps=len(data))      # the same batches, the same weights
     np.testing.assert_allclose(after_fit[0], bn.moving_mean.numpy(), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(after_fit[1], bn.moving_variance.numpy(), rtol=1e-4)
+
+
+def test_reestimate_moves_no_other_state():
+    """Only the re-estimated statistics change: a renorm BatchNorm's statistics and a
+    dropout layer's seed, which the training-mode pass moves, are put back."""
+    inputs = keras.Input((6, 6, 1))
+    x = adder_tf.AdderConv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization(renorm=True, name="renorm")(x)
+    x = keras.layers.Dropout(0.5, seed=1)(x)
+    x = keras.layers.BatchNormalization(name="plain")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    data = np.random.default_rng(0).normal(3.0, 1.0, size=(64, 6, 6, 1)).astype("float32")
+    before = {v.path: np.array(v.numpy()) for v in model.non_trainable_variables}
+    assert reestimate(model, data, steps=2) == 2
+    moved = {v.path for v in model.non_trainable_variables
+             if not np.array_equal(v.numpy(), before[v.path])}
+    assert moved == {"plain/moving_mean", "plain/moving_variance"}

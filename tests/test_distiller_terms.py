@@ -122,4 +122,13 @@ def test_adder_model_and_distillers_share_the_jit_compile_default():
     student.compile(optimizer=AdderSGD(0.05), loss="sparse_categorical_crossentropy")
     pkkd = adder_tf.distill.PKKD(teacher, student)
     pkkd.compile(optimizer=AdderSGD(0.05), teacher_optimizer="sgd")
+
+    class Own(adder_tf.batchnorm.ReestimatingFit, keras.Model):   # one's own model
+        pass
+
+    own = Own(teacher.inputs, teacher.outputs)
+    own.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     assert student.jit_compile is False and pkkd.jit_compile is False
+    assert own.jit_compile is False
+    own.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=True)
+    assert own.jit_compile is True

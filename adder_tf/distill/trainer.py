@@ -24,7 +24,7 @@ from adder_tf.batchnorm import ReestimatingFit
 from adder_tf.distill import logs, losses
 from adder_tf.distill.scaling import for_gradient
 from adder_tf.distill.taps import as_list, check_model, resolve_pairs, tapped_view
-from adder_tf.models.adder_model import JIT_COMPILE
+from adder_tf.ops import JIT_COMPILE
 from adder_tf.optim import adder_filters, is_adaptive
 
 

@@ -17,21 +17,14 @@ from adder_tf.batchnorm import ReestimatingFit
 # compile()'s default for AdderModel and every distiller (Keras's is "auto",
 # which picks XLA on a GPU): the compiled CPU adder op cannot run inside XLA,
 # and the XLA path has been measured on CPU only.
-JIT_COMPILE = False
-
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class AdderModel(ReestimatingFit, keras.Model):
     """keras.Model(inputs, outputs) whose fit leaves statistics that describe the network.
 
     compile takes keras.Model.compile's arguments with jit_compile=False by
-    default (Keras's default is "auto"): the compiled CPU adder op cannot run
-    inside XLA. jit_compile=True compiles the step with XLA, the adder layers
-    then taking their portable XLA form.
+    default (`adder_tf.ops.JIT_COMPILE`, set by ReestimatingFit.compile).
     """
-
-    def compile(self, *args, jit_compile=JIT_COMPILE, **kwargs):
-        super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
         """What load_model calls (Keras skips an overridden compile otherwise)."""

@@ -33,6 +33,12 @@ path contains the custom ops; load the library (`load_fast_library()`)
 before `tf.saved_model.load` in another process, or trace the export under
 `use_backend("reference")`.
 """
+
+# The jit_compile default of every model this library compiles (AdderModel, the
+# distillers, any ReestimatingFit model): False, where Keras's is "auto" (XLA on a
+# GPU), because the compiled CPU op cannot run inside XLA. jit_compile=True is
+# honoured: the adder layers then take their XLA form.
+JIT_COMPILE = False
 import contextlib
 import os
 
@@ -102,12 +108,8 @@ def load_fast_library():
 
 
 def _in_xla_context():
-    try:
-        from tensorflow.python.framework import ops as tf_ops
-        from tensorflow.python.ops import control_flow_util
-        return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
-    except Exception:  # private API moved: assume no XLA
-        return False
+    from adder_tf import _keras_internals as internals   # imports Keras: only when asked
+    return internals.in_xla_context()
 
 
 def _no_gpu():
