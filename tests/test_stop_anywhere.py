@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import pytest
@@ -92,6 +93,19 @@ def test_sigkill_inside_the_backup_write_resumes_from_the_epoch_before(tmp_path)
     assert history_epochs(run) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("fault", ["health:2:sigkill-torn", "backup:2:sigkill-torn"])
+def test_the_health_log_holds_each_epoch_once_after_a_kill_around_the_checkpoint(tmp_path, fault):
+    # health: killed inside epoch 2's health line (before the checkpoint of epoch 2);
+    # backup: killed after that line, inside the checkpoint: epoch 2 is replayed.
+    run = str(tmp_path / "run")
+    killed = train(run, 3, fault=fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    result = summary(train(run, 3))
+    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 3
+    with open(os.path.join(run, "feature_health_epochs.jsonl")) as f:
+        assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
+
+
 def test_sigint_inside_a_write_stops_after_it_and_prints_the_command_that_resumes(tmp_path):
     run = str(tmp_path / "run")
     stopped = train(run, 3, fault="history:2:sigint")
@@ -116,17 +130,47 @@ def stderr_tail(out):
     return out.stderr[-2000:]
 
 
-def test_a_second_ctrl_c_ends_the_process_at_once():
-    code = ("import os, signal, time\n"
-            "from adder_tf.interrupt import GracefulStop\n"
-            "with GracefulStop('backup') as stop:\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(0.2)\n"
-            "    print('first one only asked', stop.requested, flush=True)\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(30)\n"
-            "    print('still running', flush=True)\n")
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=ROOT),
-                         capture_output=True, text=True, timeout=120, preexec_fn=default_sigint)
-    assert out.stdout == "first one only asked True\n"
-    assert out.returncode == -signal.SIGINT
+LONG_STEP = """
+import sys, time
+import keras, numpy as np, tensorflow as tf
+from adder_tf.interrupt import GracefulStop
+
+def slow(x):
+    print("inside the long step", flush=True)
+    time.sleep(120)   # one op that does not return to Python's main loop
+    return x
+
+class Slow(keras.layers.Layer):
+    def call(self, x):
+        y = tf.numpy_function(slow, [x], tf.float32)
+        return tf.ensure_shape(y, x.shape)
+
+model = keras.Sequential([keras.Input((4,)), Slow(), keras.layers.Dense(2)])
+model.compile("sgd", "mse")
+stop = GracefulStop(sys.argv[1])
+with stop:
+    model.fit(np.zeros((8, 4), "float32"), np.zeros((8, 2), "float32"), epochs=2, verbose=0,
+              callbacks=[stop])
+print("fit returned", flush=True)
+"""
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once_even_inside_one_long_op(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", LONG_STEP, str(tmp_path / "backup")],
+                            env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
+    assert proc.stdout.readline() == "inside the long step\n"
+    proc.send_signal(signal.SIGINT)   # the first one waits for the step to end (120 s)
+    time.sleep(1.0)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    start = time.time()
+    try:
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert time.time() - start < 20
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == ("interrupted twice: stopped at once; no epoch "
+                                               "was completed, nothing kept")
