@@ -75,6 +75,28 @@ def summary(rows):
             "survivor_seconds_max": max((r["survivor_seconds"] for r in resumed), default=None)}
 
 
+def table(report):
+    """The rows as a Markdown table, and the noise line."""
+    clean = {r["seed"]: r["undisturbed_top1"] for r in report["rows"] if r["kind"] == "undisturbed"}
+    lines = ["| seed | killed worker | survivor exit | survivor's seconds | survivor's last line | "
+             "resumed from epoch | resumed top-1 | undisturbed top-1 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report["rows"]:
+        if r["kind"] == "killed":
+            lines.append(f"| {r['seed']} | {r['killed_worker']}{' (chief)' * (r['killed_worker'] == 0)}"
+                         f" | {r['survivor_exit']} | {r['survivor_seconds']} | `{r['survivor_line']}` | "
+                         f"{r['resumed_from']} | {100 * r['resumed_top1']:.2f} | "
+                         f"{100 * clean[r['seed']]:.2f} |")
+    s = report["summary"]
+    std = s["undisturbed_std_between_seeds"]
+    lines.append(f"\nNoise: undisturbed top-1 over seeds {', '.join(map(str, clean))}: mean "
+                 f"{100 * s['undisturbed_mean']:.2f}, standard deviation "
+                 f"{'-' if std is None else f'{100 * std:.2f}'}, range "
+                 f"{100 * s['undisturbed_range_between_seeds']:.2f} points; largest "
+                 f"|resumed - undisturbed| of a seed: {100 * s['largest_resumed_gap']:.2f} points.")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kill", default="1,0", help="worker indices to kill, one run each (0: chief)")
@@ -109,6 +131,7 @@ def main():
                          "worker_timeout": a.worker_timeout or "default"},
               "rows": rows, "summary": summary(rows)}
     print(json.dumps(report["summary"]))
+    print(table(report))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(report, f, indent=1)

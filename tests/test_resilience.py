@@ -74,14 +74,41 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert after == before   # the epoch-1 checkpoint was not overwritten
 
 
+def _start_two_workers(model_dir, *args):
+    from adder_tf.strategy import loopback_tf_configs
+    return [subprocess.Popen(command("--strategy=multi_worker", f"--model_dir={model_dir}", *args),
+                             cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for tf_config in loopback_tf_configs(2)]
+
+
 def _two_workers(model_dir, *args):
     """Both workers of a loopback cluster run the same command; their (process, stdout, stderr)."""
-    from adder_tf.strategy import loopback_tf_configs
-    procs = [subprocess.Popen(command("--strategy=multi_worker", f"--model_dir={model_dir}", *args),
-                              cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for tf_config in loopback_tf_configs(2)]
-    return [(p, *p.communicate(timeout=600)) for p in procs]
+    return [(p, *p.communicate(timeout=600)) for p in _start_two_workers(model_dir, *args)]
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+def test_a_lost_worker_ends_its_peer_within_the_worker_timeout(tmp_path, how):
+    # SIGKILL: the peer's connections close; SIGSTOP: a hung peer, whose connections stay
+    # open and silent: only the timeout (heartbeat, collective) can tell.
+    procs = _start_two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12", "--worker_timeout=10")
+    kept = [tmp_path / "backup" / "latest.weights.h5",
+            tmp_path / "workertemp_1" / "backup" / "latest.weights.h5"]
+    deadline = time.time() + 300
+    while not all(p.exists() for p in kept) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)   # into epoch 2
+    procs[1].send_signal(how)
+    lost_at = time.time()
+    try:
+        _, stderr = procs[0].communicate(timeout=120)
+        seconds = time.time() - lost_at
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    assert seconds < 25, (seconds, stderr[-2000:])   # 10 s and the exit, on a loaded host
+    assert procs[0].returncode == 1
+    assert stderr.strip().splitlines()[-1].startswith("error: another worker stopped answering")
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,28 @@ def test_sigkill_inside_the_backup_write_resumes_from_the_epoch_before(tmp_path)
     result = summary(train(run, 3))
     assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 3
     assert history_epochs(run) == [0, 1, 2]
+    # Epochs 2 and 3 ran on the batches an undisturbed run trains on (epoch e's data
+    # comes from (seed, e) alone), from the same weights and optimizer state: the same
+    # training losses. Other batches would move them by far more than the tolerance.
+    undisturbed = str(tmp_path / "undisturbed")
+    summary(train(undisturbed, 3))
+    assert history(run, "loss") == pytest.approx(history(undisturbed, "loss"), abs=1e-4)
+
+
+def history(model_dir, key):
+    with open(os.path.join(model_dir, "results.json")) as f:
+        return [row[key] for row in json.load(f)["history"]]
+
+
+def test_the_data_of_epoch_e_is_the_same_whichever_epoch_the_stream_starts_at():
+    from adder_tf.data import load_dataset
+    data = load_dataset("digits", 32, seed=3)
+    labels = lambda ds, n: [batch[1].numpy().tolist() for batch in ds.take(n)]   # noqa: E731
+    from_start = labels(data.train_from(0, 4), 12)
+    assert labels(data.train_from(2, 4), 4) == from_start[8:]
+    assert from_start[:4] != from_start[4:8]   # and each epoch is shuffled anew
+    passes = -(-data.train_examples // 32)   # steps_per_epoch=0: an epoch is one pass
+    assert labels(data.train_from(1), passes) == labels(data.train_from(0), 2 * passes)[passes:]
 
 
 @pytest.mark.parametrize("fault", ["health:2:sigkill-torn", "backup:2:sigkill-torn"])
