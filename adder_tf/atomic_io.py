@@ -12,7 +12,8 @@ A folder is swapped with its new version in one step where the system can
 Test hook (documented, off unless set): ADDER_TF_FAULT=<point>:<epoch>:<action>
 makes the write named `point` whose epoch is `epoch` fail on purpose after
 its temporary file is complete and before the rename. `action` is `sigint`,
-`sigkill` or `raise`; `sigkill-torn` and `raise-torn` first cut the
+`sigkill`, `raise` or `hang` (waits forever, its other threads running on:
+a worker that stops taking part without dying); `sigkill-torn` and `raise-torn` first cut the
 temporary file to half its size, as a kill in the middle of an HDF5 write
 leaves it (a SIGINT only sets a flag during training, so the write under
 way finishes: `adder_tf.interrupt`). Write points:
@@ -24,6 +25,7 @@ import ctypes
 import os
 import shutil
 import signal
+import threading
 
 FAULT_ENV = "ADDER_TF_FAULT"
 WRITE_POINTS = ("backup", "metadata", "history", "health", "results", "export")
@@ -104,6 +106,8 @@ def fault(point, epoch, tmp):
     if action in ("sigkill-torn", "raise-torn") and tmp and os.path.isfile(tmp):
         os.truncate(tmp, os.path.getsize(tmp) // 2)
     action = action.removesuffix("-torn")
+    if action == "hang":
+        threading.Event().wait()
     if action == "raise":
         raise OSError(f"{FAULT_ENV}: injected failure writing {point} at epoch {epoch}")
     os.kill(os.getpid(), {"sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[action])

@@ -74,12 +74,13 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert after == before   # the epoch-1 checkpoint was not overwritten
 
 
-def _start_two_workers(model_dir, *args):
+def _start_two_workers(model_dir, *args, extra_env=None):
+    """Worker i gets extra_env[i] in its environment, if any."""
     from adder_tf.strategy import loopback_tf_configs
     return [subprocess.Popen(command("--strategy=multi_worker", f"--model_dir={model_dir}", *args),
-                             cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-            for tf_config in loopback_tf_configs(2)]
+                             cwd=ROOT, env=env(TF_CONFIG=tf_config, **(extra_env or {}).get(i, {})),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i, tf_config in enumerate(loopback_tf_configs(2))]
 
 
 def _two_workers(model_dir, *args):
@@ -87,18 +88,25 @@ def _two_workers(model_dir, *args):
     return [(p, *p.communicate(timeout=600)) for p in _start_two_workers(model_dir, *args)]
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+@pytest.mark.parametrize("how", ["killed", "hung"])
 def test_a_lost_worker_ends_its_peer_within_the_worker_timeout(tmp_path, how):
-    # SIGKILL: the peer's connections close; SIGSTOP: a hung peer, whose connections stay
-    # open and silent: only the timeout (heartbeat, collective) can tell.
-    procs = _start_two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12", "--worker_timeout=10")
-    kept = [tmp_path / "backup" / "latest.weights.h5",
-            tmp_path / "workertemp_1" / "backup" / "latest.weights.h5"]
-    deadline = time.time() + 300
-    while not all(p.exists() for p in kept) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(2.0)   # into epoch 2
-    procs[1].send_signal(how)
+    # killed: kill -9 a few steps into epoch 2 (its connections close). hung: it stops
+    # inside its epoch-1 backup write, alive (heartbeats go on), the chief waiting in
+    # epoch 2's first step: only the collective's timeout can tell.
+    hang = {1: {"ADDER_TF_FAULT": "backup:1:hang"}} if how == "hung" else {}
+    procs = _start_two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12",
+                               "--worker_timeout=10", extra_env=hang)
+    if how == "killed":
+        kept = [tmp_path / "backup" / "latest.weights.h5",
+                tmp_path / "workertemp_1" / "backup" / "latest.weights.h5"]
+        deadline = time.time() + 300
+        while not all(p.exists() for p in kept) and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)   # into epoch 2
+        procs[1].kill()
+    else:
+        while not (tmp_path / "backup" / "latest.weights.h5").exists():
+            time.sleep(0.2)   # the chief's epoch-1 checkpoint: it goes on to epoch 2
     lost_at = time.time()
     try:
         _, stderr = procs[0].communicate(timeout=120)
