@@ -32,7 +32,7 @@ def train(config):
     """Trains as `config` says and returns the results dict (also in results.json)."""
     config.validate()
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy, config.worker_timeout)
+    strategy = make_strategy(config.strategy, config.worker_timeout, config.collective_timeout)
     data = load_dataset(config.dataset, config.batch_size, data_dir=config.data_dir or None,
                         data_path=config.data_path or None, seed=config.seed,
                         augment=config.augment, train_examples=config.train_examples,

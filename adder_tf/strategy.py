@@ -9,15 +9,16 @@ from adder_tf.config import Config
 from adder_tf.errors import UserError
 
 
-def make_strategy(name="auto", worker_timeout=Config.worker_timeout):
+def make_strategy(name="auto", worker_timeout=Config.worker_timeout,
+                  collective_timeout=Config.collective_timeout):
     """auto: several workers in TF_CONFIG -> multi_worker; several GPUs -> mirrored.
 
-    `worker_timeout` (seconds, multi_worker only): a collective that waits
-    longer for a peer fails (DeadlineExceededError), and a peer whose
-    heartbeat is missing for that long is declared gone, so a worker whose
-    peer died stops within about that time instead of TensorFlow's default.
-    It must exceed the longest pause of one worker while the others wait
-    (a step, an epoch's end).
+    multi_worker only: a peer whose heartbeat is missing for `worker_timeout`
+    seconds (its process dead or frozen) is declared gone, and a collective
+    that waits longer than `collective_timeout` for a peer (alive but stuck)
+    fails, so a worker whose peer is lost stops within about that time
+    instead of TensorFlow's defaults (no limit on a collective). The second
+    must exceed the longest time one worker can run ahead of another.
     """
     if name == "auto":
         if _tf_config().get("cluster", {}).get("worker"):
@@ -36,7 +37,7 @@ def make_strategy(name="auto", worker_timeout=Config.worker_timeout):
         if not _tf_config().get("cluster"):
             raise UserError("--strategy=multi_worker needs TF_CONFIG with a cluster spec")
         _configure_coordination(worker_timeout)
-        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=worker_timeout)
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     raise UserError(f"--strategy={name!r} is not one of auto, one_device, mirrored, multi_worker")
 
@@ -50,8 +51,7 @@ def _configure_coordination(timeout):
     leader = "chief" if "chief" in jobs else "worker"
     context.context().configure_coordination_service(
         service_type="standalone", service_leader=f"/job:{leader}/replica:0/task:0",
-        heartbeat_timeout_in_ms=int(timeout * 1000),
-        shutdown_barrier_timeout_in_ms=int(timeout * 1000))
+        heartbeat_timeout_in_ms=int(timeout * 1000))
     for job in ("chief", "worker"):
         if job in jobs:
             context.context().coordination_service.coordinated_job_list.add(

@@ -90,12 +90,13 @@ def _two_workers(model_dir, *args):
 
 @pytest.mark.parametrize("how", ["killed", "hung"])
 def test_a_lost_worker_ends_its_peer_within_the_worker_timeout(tmp_path, how):
-    # killed: kill -9 a few steps into epoch 2 (its connections close). hung: it stops
-    # inside its epoch-1 backup write, alive (heartbeats go on), the chief waiting in
-    # epoch 2's first step: only the collective's timeout can tell.
+    # killed: kill -9 a few steps into epoch 2 (its connections close; else the heartbeat).
+    # hung: it stops inside its epoch-1 backup write, alive (heartbeats go on), the chief
+    # waiting in epoch 2's first step: only the collective's timeout can tell
+    # (--collective_timeout=1000: the chief was still waiting after 120 s).
     hang = {1: {"ADDER_TF_FAULT": "backup:1:hang"}} if how == "hung" else {}
     procs = _start_two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12",
-                               "--worker_timeout=10", extra_env=hang)
+                               "--worker_timeout=10", "--collective_timeout=10", extra_env=hang)
     if how == "killed":
         kept = [tmp_path / "backup" / "latest.weights.h5",
                 tmp_path / "workertemp_1" / "backup" / "latest.weights.h5"]
@@ -112,8 +113,9 @@ def test_a_lost_worker_ends_its_peer_within_the_worker_timeout(tmp_path, how):
         _, stderr = procs[0].communicate(timeout=120)
         seconds = time.time() - lost_at
     finally:
-        procs[1].kill()
-        procs[1].communicate()
+        for p in procs:
+            p.kill()
+            p.communicate()
     assert seconds < 25, (seconds, stderr[-2000:])   # 10 s and the exit, on a loaded host
     assert procs[0].returncode == 1
     assert stderr.strip().splitlines()[-1].startswith("error: another worker stopped answering")
