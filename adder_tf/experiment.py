@@ -65,25 +65,27 @@ def train(config):
                         validation_data=data.test, validation_freq=_validation_epochs(config),
                         callbacks=callbacks,
                         verbose=1 if config.verbose == 1 else 0, shuffle=False)
-        final = trainer.evaluate(data.test, verbose=0, return_dict=True)
+        with stop.after_training():
+            final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     except tf.errors.OpError as e:
         lost = lost_worker(strategy, e, checkpoint.completed_epochs(stop.backup_dir))
         if lost is None:
             raise
         raise lost from None
-    resumed_from = next(c for c in callbacks
-                        if isinstance(c, checkpoint.AtomicBackupAndRestore)).resumed_from
-    reestimation = _reestimation(callbacks)
-    results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
-    results.update(_final_health(trainer, callbacks, probe))
-    if reestimation is not None:
-        results["bn_reestimation"] = {
-            "steps": reestimation.steps,
-            "seconds_per_validation": round(sum(reestimation.seconds) / max(len(reestimation.seconds), 1), 2)}
-    if is_chief():
-        export_lib.export_run(trainer, config.model_dir, taps, results["epochs_completed"])
-        atomic_io.write_text(os.path.join(config.model_dir, "results.json"),
-                             json.dumps(results, indent=2), "results", results["epochs_completed"])
+    with stop.after_training():
+        resumed_from = next(c for c in callbacks
+                            if isinstance(c, checkpoint.AtomicBackupAndRestore)).resumed_from
+        reestimation = _reestimation(callbacks)
+        results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
+        results.update(_final_health(trainer, callbacks, probe))
+        if reestimation is not None:
+            results["bn_reestimation"] = {
+                "steps": reestimation.steps,
+                "seconds_per_validation": round(sum(reestimation.seconds) / max(len(reestimation.seconds), 1), 2)}
+        if is_chief():
+            export_lib.export_run(trainer, config.model_dir, taps, results["epochs_completed"])
+            atomic_io.write_text(os.path.join(config.model_dir, "results.json"),
+                                 json.dumps(results, indent=2), "results", results["epochs_completed"])
     return results
 
 

@@ -14,6 +14,7 @@ Under several workers (MultiWorkerMirroredStrategy) the flag is all-reduced
 at every step's end: whichever worker got the signal, all of them stop after
 the same step.
 """
+import contextlib
 import os
 import signal
 import socket
@@ -56,6 +57,17 @@ class GracefulStop(keras.callbacks.Callback):
 
     def _on_sigint(self, signum, frame):
         self.requested = True
+
+    @contextlib.contextmanager
+    def after_training(self):
+        """A Ctrl-C after fit (final evaluation, exports, results) says what is kept, too."""
+        try:
+            yield
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            completed = self._completed()
+            raise Interrupted(f"interrupted after epoch {completed}; {self._kept(completed)}") from None
 
     def _second_line(self):
         return (f"interrupted twice: stopped at once; {self._kept(self._completed())}")
