@@ -148,6 +148,15 @@ def test_sigint_inside_a_write_stops_after_it_and_prints_the_command_that_resume
     assert history_epochs(run) == [0, 1, 2]
 
 
+def test_sigint_after_training_names_what_is_kept(tmp_path):
+    run = str(tmp_path / "run")
+    stopped = train(run, 1, fault="results:1:sigint")   # inside results.json's write
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr
+    kept = stopped.stderr.strip().splitlines()[-1].split("; resume with: ")[0]
+    assert kept == (f"interrupted after epoch 1; kept the checkpoint of epoch 1 in "
+                    f"{os.path.join(run, 'backup')}")
+
+
 def stderr_tail(out):
     return out.stderr[-2000:]
 
