@@ -6,24 +6,29 @@ temporary name in the same folder, synced to disk, and only then renamed
 over the real name (`os.replace`, atomic on POSIX file systems). A kill, a
 full disk or a power cut at any moment leaves either the old file or the
 new one, never a torn one; a stray `*.tmp-<pid>*` may remain, and is ignored.
+A folder is swapped with its new version in one step where the system can
+(Linux's renameat2 RENAME_EXCHANGE), so a reader always finds one of them.
 
 Test hook (documented, off unless set): ADDER_TF_FAULT=<point>:<epoch>:<action>
 makes the write named `point` whose epoch is `epoch` fail on purpose after
 its temporary file is complete and before the rename. `action` is `sigint`,
-`sigkill` or `raise`; `sigkill-torn` and `raise-torn` first cut the
+`sigkill`, `raise` or `hang` (waits forever, its other threads running on:
+a worker that stops taking part without dying); `sigkill-torn` and `raise-torn` first cut the
 temporary file to half its size, as a kill in the middle of an HDF5 write
 leaves it (a SIGINT only sets a flag during training, so the write under
 way finishes: `adder_tf.interrupt`). Write points:
 `backup` (the epoch's weights), `metadata` (its epoch counter), `history`,
-`results`, `export`. Epochs count from 1 (the epoch the write completes).
+`health` (feature_health_epochs.jsonl), `results`, `export`. Epochs count from 1 (the epoch the write completes).
 """
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
+import threading
 
 FAULT_ENV = "ADDER_TF_FAULT"
-WRITE_POINTS = ("backup", "metadata", "history", "results", "export")
+WRITE_POINTS = ("backup", "metadata", "history", "health", "results", "export")
 
 
 def temp_name(path, suffix=""):
@@ -67,14 +72,27 @@ def atomic_dir(path, point=None, epoch=None):
             for name in files:
                 _fsync(os.path.join(folder, name))
         fault(point, epoch, None)
-        if os.path.exists(path):
-            os.replace(path, old)
-        os.replace(tmp, path)
+        if not (os.path.exists(path) and _exchange(tmp, path)):   # tmp now holds the old one
+            if os.path.exists(path):
+                os.replace(path, old)   # no exchange here: a moment without `path`
+            os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
+    _remove(tmp)
     _remove(old)
     _fsync_dir(os.path.dirname(path))
+
+
+def _exchange(a, b):
+    """Swaps two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def fault(point, epoch, tmp):
@@ -88,6 +106,8 @@ def fault(point, epoch, tmp):
     if action in ("sigkill-torn", "raise-torn") and tmp and os.path.isfile(tmp):
         os.truncate(tmp, os.path.getsize(tmp) // 2)
     action = action.removesuffix("-torn")
+    if action == "hang":
+        threading.Event().wait()
     if action == "raise":
         raise OSError(f"{FAULT_ENV}: injected failure writing {point} at epoch {epoch}")
     os.kill(os.getpid(), {"sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[action])

@@ -72,7 +72,11 @@ class DistillationLogger(keras.callbacks.Callback):
     The first measurement is kept in `start_path` so that a resumed run
     counts dead taps against the true start; every epoch's is appended to
     `epochs_path` (JSON lines, {"epoch": n, "taps": [...]}), so the kernels'
-    statistics can be read at the start, middle and end of a run.
+    statistics can be read at the start, middle and end of a run. Put it
+    before the checkpoint in the callback list, so that an epoch's line is
+    written before its checkpoint; a resumed run first drops the lines of
+    epochs past the one it resumed from (written, then killed before the
+    checkpoint), so the file holds each epoch once, as the checkpoint saw it.
     """
 
     def __init__(self, log_dir, probe_images=None, start_path=None, epochs_path=None):
@@ -83,6 +87,7 @@ class DistillationLogger(keras.callbacks.Callback):
         self._start_path = start_path
         self.start = None
         self.health = None
+        self._trimmed = False
 
     def _probe(self):
         from adder_tf.distill.health import feature_health
@@ -99,14 +104,25 @@ class DistillationLogger(keras.callbacks.Callback):
         if self._start_path:
             write_text(self._start_path, json.dumps(self.start))
 
+    def _lines(self):
+        if not self._epochs_path or not os.path.exists(self._epochs_path):
+            return []
+        with open(self._epochs_path) as f:
+            return [line for line in f if line.strip()]
+
     def _append_epoch(self, epoch):
         """One line more in epochs_path, the file rewritten whole (never a torn line)."""
-        before = ""
-        if os.path.exists(self._epochs_path):
-            with open(self._epochs_path) as f:
-                before = f.read()
-        write_text(self._epochs_path,
-                   before + json.dumps({"epoch": epoch, "taps": self.health}) + "\n")
+        line = json.dumps({"epoch": epoch, "taps": self.health}) + "\n"
+        write_text(self._epochs_path, "".join(self._lines()) + line, "health", epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._trimmed:
+            return
+        self._trimmed = True   # the first epoch of this session: `epoch` epochs are kept
+        lines = self._lines()
+        kept = [line for line in lines if json.loads(line)["epoch"] <= epoch]
+        if kept != lines:
+            write_text(self._epochs_path, "".join(kept))
 
     def on_epoch_end(self, epoch, logs=None):
         trainer = self.model

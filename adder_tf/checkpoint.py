@@ -23,7 +23,7 @@ import keras
 from adder_tf import atomic_io
 from adder_tf._keras_internals import BackupAndRestoreBase
 from adder_tf.errors import UserError
-from adder_tf.strategy import gather_over_replicas
+from adder_tf.strategy import gather_over_replicas, is_multi_worker
 
 EPOCH_ATTR = "adder_tf_epoch"
 
@@ -86,10 +86,26 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
         return [variable.numpy() for variable in self._model_and_optimizer_variables()]
 
     def _agree(self, epoch):
-        """The smallest epoch any worker holds (this worker's own when there is one)."""
+        """The epoch every worker resumes from: the smallest any of them holds.
+
+        Two workers' checkpoints differ by one epoch when a kill came between
+        their saves of an epoch: all resume from the older, with one line. A
+        larger gap (a worker given an empty or another run's folder) would
+        silently throw away the others' epochs: refused, in one line.
+        """
         if self.strategy is None:
             return epoch
-        return int(min(gather_over_replicas(self.strategy, epoch)))
+        held = sorted({int(e) for e in gather_over_replicas(self.strategy, epoch)})
+        if held[-1] - held[0] > 1:
+            raise UserError(f"the workers' checkpoints disagree: they hold epochs "
+                            f"{', '.join(map(str, held))} (this worker: {epoch} in "
+                            f"{self.backup_dir}); give every worker its own folder of this run "
+                            "back, or move every worker's backup away to start from epoch 1")
+        if len(held) > 1:
+            print(f"warning: the workers' checkpoints differ (epochs {held[0]} and {held[1]}); "
+                  f"every worker resumes from epoch {held[0]}", file=self.stream or sys.stderr,
+                  flush=True)
+        return held[0]
 
     def _load_epoch(self, epoch, present):
         for weights, metadata in present:
@@ -162,6 +178,15 @@ class HistoryLogger(keras.callbacks.CSVLogger):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         atomic_io.write_text(self.filename, self.csv_file.getvalue(), "history", epoch + 1)
+
+
+def resume_epoch(backup_dir, strategy=None):
+    """The epoch a run in backup_dir resumes from, known before fit (the data order needs it):
+    the newest stored epoch, the smallest of any worker's under a MultiWorkerMirroredStrategy."""
+    epoch = completed_epochs(backup_dir)
+    if strategy is None or not is_multi_worker(strategy):
+        return epoch
+    return int(min(gather_over_replicas(strategy, epoch)))
 
 
 def completed_epochs(backup_dir):

@@ -54,6 +54,8 @@ class Config:
     seed: int = 0
     strategy: str = "auto"
     sync_bn: bool = False
+    worker_timeout: float = 30.0   # multi_worker: a peer without heartbeat this long is lost
+    collective_timeout: float = 600.0   # multi_worker: a peer alive but this far behind is lost
     augment: bool = True
     steps_per_epoch: int = 0
     train_examples: int = 0
@@ -125,6 +127,8 @@ class Config:
             raise UserError(f"--num_classes is for --dataset=npz; {self.dataset} has a fixed class count")
         _positive("lr", self.lr)
         _positive("temperature", self.temperature)
+        _positive("worker_timeout", self.worker_timeout)
+        _positive("collective_timeout", self.collective_timeout)
         for name in ("alpha", "beta", "weight_decay", "eta"):
             _at_least(name, getattr(self, name), 0.0)
         if not 0.0 <= self.momentum < 1.0:

@@ -32,13 +32,16 @@ def train(config):
     """Trains as `config` says and returns the results dict (also in results.json)."""
     config.validate()
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy)
+    strategy = make_strategy(config.strategy, config.worker_timeout, config.collective_timeout)
     data = load_dataset(config.dataset, config.batch_size, data_dir=config.data_dir or None,
                         data_path=config.data_path or None, seed=config.seed,
                         augment=config.augment, train_examples=config.train_examples,
                         validation_examples=config.validation_examples,
                         num_classes=config.num_classes, flip=config.flip)
-    train_ds, steps = _epoch_data(data.train, config.steps_per_epoch)
+    steps = config.steps_per_epoch or _pass_steps(data.train)
+    # Epoch e's batches come from (seed, e) alone: a resumed run sees what an undisturbed one does.
+    train_ds = data.train_from(checkpoint.resume_epoch(_backup_dir(config), strategy),
+                               config.steps_per_epoch)
     os.makedirs(config.model_dir, exist_ok=True)
     with strategy.scope():
         trainer, taps = _build_trainer(config, data, steps * config.epochs)
@@ -62,25 +65,27 @@ def train(config):
                         validation_data=data.test, validation_freq=_validation_epochs(config),
                         callbacks=callbacks,
                         verbose=1 if config.verbose == 1 else 0, shuffle=False)
-        final = trainer.evaluate(data.test, verbose=0, return_dict=True)
+        with stop.after_training():
+            final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     except tf.errors.OpError as e:
         lost = lost_worker(strategy, e, checkpoint.completed_epochs(stop.backup_dir))
         if lost is None:
             raise
         raise lost from None
-    resumed_from = next(c for c in callbacks
-                        if isinstance(c, checkpoint.AtomicBackupAndRestore)).resumed_from
-    reestimation = _reestimation(callbacks)
-    results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
-    results.update(_final_health(trainer, callbacks, probe))
-    if reestimation is not None:
-        results["bn_reestimation"] = {
-            "steps": reestimation.steps,
-            "seconds_per_validation": round(sum(reestimation.seconds) / max(len(reestimation.seconds), 1), 2)}
-    if is_chief():
-        export_lib.export_run(trainer, config.model_dir, taps, results["epochs_completed"])
-        atomic_io.write_text(os.path.join(config.model_dir, "results.json"),
-                             json.dumps(results, indent=2), "results", results["epochs_completed"])
+    with stop.after_training():
+        resumed_from = next(c for c in callbacks
+                            if isinstance(c, checkpoint.AtomicBackupAndRestore)).resumed_from
+        reestimation = _reestimation(callbacks)
+        results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
+        results.update(_final_health(trainer, callbacks, probe))
+        if reestimation is not None:
+            results["bn_reestimation"] = {
+                "steps": reestimation.steps,
+                "seconds_per_validation": round(sum(reestimation.seconds) / max(len(reestimation.seconds), 1), 2)}
+        if is_chief():
+            export_lib.export_run(trainer, config.model_dir, taps, results["epochs_completed"])
+            atomic_io.write_text(os.path.join(config.model_dir, "results.json"),
+                                 json.dumps(results, indent=2), "results", results["epochs_completed"])
     return results
 
 
@@ -92,14 +97,12 @@ def _validation_epochs(config):
                   | {config.epochs})
 
 
-def _epoch_data(train_ds, steps_per_epoch):
-    """A fixed number of steps per epoch when asked, else one pass over the data."""
-    if steps_per_epoch:
-        return train_ds.repeat(), steps_per_epoch
+def _pass_steps(train_ds):
+    """Batches in one pass over the training data."""
     steps = int(train_ds.cardinality())
     if steps <= 0:
         steps = sum(1 for _ in train_ds)
-    return train_ds, steps
+    return steps
 
 
 def _optimizer(config, total_steps, eta):
@@ -168,20 +171,25 @@ def _callbacks(config, trainer, probe, strategy):
     folder = worker_dir(config.model_dir)
     os.makedirs(folder, exist_ok=True)
     logs = os.path.join(folder, "logs")
-    backup = os.path.join(folder, "backup")
+    backup = _backup_dir(config)
     workers = strategy if is_multi_worker(strategy) else None
-    # The history row is written before the checkpoint: a kill between the
-    # two replays that epoch and `_history` keeps its last row. GracefulStop
+    # The history row and the health line are written before the checkpoint: a
+    # kill between them replays that epoch, `_history` keeps its last row and
+    # the health file drops lines past the resumed epoch. GracefulStop
     # comes last, so that a Ctrl-C during an epoch's end stops after its checkpoint.
     return ([EpochLine(config.epochs)] if config.verbose == 2 else []) + [
         NonFiniteGuard(),
         checkpoint.HistoryLogger(_history_path(config.model_dir)),
-        checkpoint.AtomicBackupAndRestore(backup, workers),
         DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json"),
                            os.path.join(folder, "feature_health_epochs.jsonl")),
+        checkpoint.AtomicBackupAndRestore(backup, workers),
         TensorBoard(logs, histogram_freq=1, write_graph=False),
         GracefulStop(backup, workers),
     ]
+
+
+def _backup_dir(config):
+    return os.path.join(worker_dir(config.model_dir), "backup")
 
 
 def _history_path(model_dir):

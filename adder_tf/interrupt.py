@@ -4,15 +4,22 @@ While `model.fit` runs, SIGINT only sets a flag (so it never lands inside a
 write); the step under way finishes, and the run stops at the end of that
 step or, if it came during an epoch's end (validation, history, backup),
 once the epoch's checkpoint is written. What the last completed epoch saved
-is what a rerun resumes from. The first SIGINT also restores the system's
-default action, so a second one ends the process at once, even inside a
-long step (every file is written whole or not at all, so nothing breaks).
+is what a rerun resumes from. A second SIGINT ends the process at once,
+even inside one long TensorFlow op (Python runs its signal handlers only
+between ops, so a thread woken through `signal.set_wakeup_fd` does it): one
+line on stderr, exit status 130 (every file is written whole or not at
+all, so nothing breaks).
 
 Under several workers (MultiWorkerMirroredStrategy) the flag is all-reduced
 at every step's end: whichever worker got the signal, all of them stop after
 the same step.
 """
+import contextlib
+import os
 import signal
+import socket
+import sys
+import threading
 
 import keras
 
@@ -36,17 +43,38 @@ class GracefulStop(keras.callbacks.Callback):
 
     def __enter__(self):
         self._previous = signal.getsignal(signal.SIGINT)
+        self._wakeup = None
         if self._previous != signal.SIG_IGN:   # started with Ctrl-C ignored (nohup, `&`): so be it
             signal.signal(signal.SIGINT, self._on_sigint)
+            self._wakeup = _SecondSignal(signal.SIGINT, self._second_line)
         return self
 
     def __exit__(self, *exc):
+        if self._wakeup is not None:
+            self._wakeup.close()
         signal.signal(signal.SIGINT, self._previous)
         return False
 
     def _on_sigint(self, signum, frame):
         self.requested = True
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    @contextlib.contextmanager
+    def after_training(self):
+        """A Ctrl-C after fit (final evaluation, exports, results) says what is kept, too."""
+        try:
+            yield
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            completed = self._completed()
+            raise Interrupted(f"interrupted after epoch {completed}; {self._kept(completed)}") from None
+
+    def _second_line(self):
+        return (f"interrupted twice: stopped at once; {self._kept(self._completed())}")
+
+    def _completed(self):
+        from adder_tf.checkpoint import completed_epochs   # what is on disk now
+        return completed_epochs(self.backup_dir)
 
     def _stop(self):
         if self.strategy is None:
@@ -69,3 +97,35 @@ class GracefulStop(keras.callbacks.Callback):
         if completed == 0:
             return "no epoch was completed, nothing kept"
         return f"kept the checkpoint of epoch {completed} in {self.backup_dir}"
+
+
+class _SecondSignal:
+    """Ends the process on the second delivery of `signum`, even while the main thread is
+    inside a long C++ call: the C-level handler writes each signal's number to a socket
+    (`signal.set_wakeup_fd`), which a daemon thread reads; it prints `line()` and exits 130."""
+
+    def __init__(self, signum, line):
+        self._read, self._write = socket.socketpair()
+        self._write.setblocking(False)
+        self._previous = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        self._signum, self._line = signum, line
+        threading.Thread(target=self._watch, daemon=True, name="second-ctrl-c").start()
+
+    def _watch(self):
+        seen = 0
+        while True:
+            try:
+                data = self._read.recv(64)
+            except OSError:
+                return
+            if not data:
+                return
+            seen += data.count(bytes([self._signum]))
+            if seen >= 2:
+                print(self._line(), file=sys.stderr, flush=True)
+                os._exit(130)
+
+    def close(self):
+        signal.set_wakeup_fd(self._previous)
+        self._write.close()
+        self._read.close()

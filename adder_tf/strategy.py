@@ -1,14 +1,25 @@
 """Which tf.distribute strategy a run uses, and whether this process is the chief."""
 import json
 import os
+import socket
 
 import tensorflow as tf
 
+from adder_tf.config import Config
 from adder_tf.errors import UserError
 
 
-def make_strategy(name="auto"):
-    """auto: several workers in TF_CONFIG -> multi_worker; several GPUs -> mirrored."""
+def make_strategy(name="auto", worker_timeout=Config.worker_timeout,
+                  collective_timeout=Config.collective_timeout):
+    """auto: several workers in TF_CONFIG -> multi_worker; several GPUs -> mirrored.
+
+    multi_worker only: a peer whose heartbeat is missing for `worker_timeout`
+    seconds (its process dead or frozen) is declared gone, and a collective
+    that waits longer than `collective_timeout` for a peer (alive but stuck)
+    fails, so a worker whose peer is lost stops within about that time
+    instead of TensorFlow's defaults (no limit on a collective). The second
+    must exceed the longest time one worker can run ahead of another.
+    """
     if name == "auto":
         if _tf_config().get("cluster", {}).get("worker"):
             name = "multi_worker"
@@ -25,8 +36,26 @@ def make_strategy(name="auto"):
     if name == "multi_worker":
         if not _tf_config().get("cluster"):
             raise UserError("--strategy=multi_worker needs TF_CONFIG with a cluster spec")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        _configure_coordination(worker_timeout)
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     raise UserError(f"--strategy={name!r} is not one of auto, one_device, mirrored, multi_worker")
+
+
+def _configure_coordination(timeout):
+    """The coordination service as MultiWorkerMirroredStrategy sets it up, with our heartbeat."""
+    from tensorflow.python.eager import context
+    if context.context().coordination_service is not None:
+        return
+    jobs = _tf_config()["cluster"]
+    leader = "chief" if "chief" in jobs else "worker"
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{leader}/replica:0/task:0",
+        heartbeat_timeout_in_ms=int(timeout * 1000))
+    for job in ("chief", "worker"):
+        if job in jobs:
+            context.context().coordination_service.coordinated_job_list.add(
+                name=job, num_tasks=len(jobs[job]))
 
 
 def is_chief():
@@ -48,6 +77,21 @@ def worker_dir(model_dir):
     if is_chief():
         return model_dir
     return os.path.join(model_dir, f"workertemp_{_tf_config().get('task', {}).get('index', 0)}")
+
+
+def loopback_tf_configs(workers):
+    """TF_CONFIG values (JSON) for `workers` workers on this machine, one per worker, on free ports.
+
+    For trying --strategy=multi_worker on one host: start each worker with its value.
+    """
+    socks = [socket.socket() for _ in range(workers)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]}
+    for s in socks:
+        s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(workers)]
 
 
 def _tf_config():

@@ -5,17 +5,20 @@
 For each (signal, write point, epoch k) the quickstart on digits (3 steps
 per epoch) runs with ADDER_TF_FAULT=<point>:<k>:<signal> (`adder_tf.atomic_io`;
 SIGKILL as `sigkill-torn`: the temporary file cut in half first, as a kill
-inside an HDF5 write leaves it). backup, metadata and history are written
+inside an HDF5 write leaves it). backup, metadata, history and health are written
 at every epoch's end: those runs ask for 3 epochs. results and export are
 written once, when the run ends: those runs ask for k epochs. Then the same
-command runs again with no fault; the row says whether it resumed from a
-completed epoch and finished (exit 0, results.json with every epoch).
+command runs again with no fault; the row says whether the first run ended
+as it should (SIGINT: exit 130 and the one line saying what was kept and the
+command that resumes; SIGKILL: -9; never a traceback), and whether the rerun
+resumed from a completed epoch and finished (exit 0, every epoch done).
 Prints a Markdown table; about a minute per row on two CPU cores.
 """
 import argparse
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,8 +26,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-POINTS = ("backup", "metadata", "history", "results", "export")
+sys.path.insert(0, ROOT)
+from adder_tf.atomic_io import WRITE_POINTS as POINTS  # noqa: E402
 ONCE = ("results", "export")
+EXPECTED_EXIT = {"sigint": 130, "sigkill": -signal.SIGKILL}
 FLAGS = ["--flagfile=flags/quickstart.cfg", "--steps_per_epoch=3", "--verbose=2", "--batch_size=32"]
 
 
@@ -47,7 +52,8 @@ def scenario(kind, point, epoch, folder):
     first = run(args, f"{point}:{epoch}:{action}")
     again = run(args)
     row = {"signal": kind, "point": point, "epoch": epoch, "first_exit": first.returncode,
-           "first_line": (first.stderr.strip().splitlines() or [""])[-1][:90],
+           "first_line": (first.stderr.strip().splitlines() or [""])[-1][:200],
+           "first_ok": first_run_ok(kind, first),
            "rerun_exit": again.returncode, "seconds": round(time.time() - start)}
     if again.returncode == 0:
         summary = json.loads(again.stdout.strip().splitlines()[-1])
@@ -58,6 +64,19 @@ def scenario(kind, point, epoch, folder):
     # A fault inside epoch k's writes keeps epoch k-1's checkpoint, or k's once it is whole.
     row["resumed"] = row.get("resumed_from") in (epoch - 1, epoch)
     return row
+
+
+def first_run_ok(kind, first):
+    """SIGINT: exit 130 and one line saying what was kept and how to resume; SIGKILL: -9.
+    Neither prints a traceback."""
+    if first.returncode != EXPECTED_EXIT[kind] or "Traceback" in first.stderr:
+        return False
+    if kind == "sigkill":
+        return True
+    last = (first.stderr.strip().splitlines() or [""])[-1]
+    return bool(re.fullmatch(r"interrupted (at epoch \d+, step \d+|after epoch \d+); (kept the "
+                             r"checkpoint of epoch \d+ in .*|no epoch was completed, nothing "
+                             r"kept); resume with: .*train/main\.py .*", last))
 
 
 def one(case, out):
@@ -82,13 +101,14 @@ def main():
              for e in a.epochs.split(",")]
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda case: one(case, a.out), cases))
-    print("\n| signal | write point | fault at epoch | 1st run exit | rerun resumed from | "
-          "resumed? | finished? |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| signal | write point | fault at epoch | 1st run exit | 1st run exit and line as "
+          "expected? | rerun resumed from | resumed? | finished? |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    yes = {True: "yes", False: "NO"}
     for r in rows:
         print(f"| {r['signal']} | {r['point']} | {r['epoch']} | {r['first_exit']} | "
-              f"{r.get('resumed_from', 'failed')} | {'yes' if r['resumed'] else 'NO'} | "
-              f"{'yes' if r.get('finished') else 'NO'} |")
+              f"{yes[r['first_ok']]} | {r.get('resumed_from', 'failed')} | {yes[r['resumed']]} | "
+              f"{yes[bool(r.get('finished'))]} |")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,30 @@ def test_sigkill_between_the_write_and_the_rename_leaves_the_old_file(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, timeout=60)
     assert out.returncode == -signal.SIGKILL
     assert path.read_text() == "epoch\n0\n"
+
+
+READER = """
+import os, sys, time
+path, stop = sys.argv[1], sys.argv[2]
+missing = 0
+while not os.path.exists(stop):
+    missing += not os.path.exists(os.path.join(path, "saved_model.pb"))
+print(missing)
+"""
+
+
+def test_a_reader_always_finds_the_folder_while_it_is_replaced(tmp_path):
+    target, stop = tmp_path / "export" / "student", tmp_path / "stop"
+    def write(version):
+        with atomic_io.atomic_dir(str(target), "export", version) as tmp:
+            os.makedirs(tmp)
+            open(os.path.join(tmp, "saved_model.pb"), "w").write(str(version))
+    write(0)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(target), str(stop)],
+                              stdout=subprocess.PIPE, text=True)
+    for version in range(1, 400):
+        write(version)
+    stop.write_text("")
+    assert reader.communicate(timeout=60)[0].strip() == "0"   # no moment without the folder
+    assert (target / "saved_model.pb").read_text() == "399"
+    assert os.listdir(tmp_path / "export") == ["student"]

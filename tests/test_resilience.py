@@ -3,8 +3,8 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -74,28 +74,62 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert after == before   # the epoch-1 checkpoint was not overwritten
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+def _start_two_workers(model_dir, *args, extra_env=None):
+    """Worker i gets extra_env[i] in its environment, if any."""
+    from adder_tf.strategy import loopback_tf_configs
+    return [subprocess.Popen(command("--strategy=multi_worker", f"--model_dir={model_dir}", *args),
+                             cwd=ROOT, env=env(TF_CONFIG=tf_config, **(extra_env or {}).get(i, {})),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i, tf_config in enumerate(loopback_tf_configs(2))]
 
 
-def test_two_workers_on_localhost_finish_one_run(tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(
-            command("--epochs=2", "--steps_per_epoch=12", "--strategy=multi_worker",
-                    f"--model_dir={tmp_path}"),
-            cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=600) for p in procs]
-    for p, (stdout, stderr) in zip(procs, outs):
+def _two_workers(model_dir, *args):
+    """Both workers of a loopback cluster run the same command; their (process, stdout, stderr)."""
+    return [(p, *p.communicate(timeout=600)) for p in _start_two_workers(model_dir, *args)]
+
+
+@pytest.mark.parametrize("how", ["killed", "hung"])
+def test_a_lost_worker_ends_its_peer_within_the_worker_timeout(tmp_path, how):
+    # killed: kill -9 a few steps into epoch 2 (its connections close; else the heartbeat).
+    # hung: it stops inside its epoch-1 backup write, alive (heartbeats go on), the chief
+    # waiting in epoch 2's first step: only the collective's timeout can tell
+    # (--collective_timeout=1000: the chief was still waiting after 120 s).
+    hang = {1: {"ADDER_TF_FAULT": "backup:1:hang"}} if how == "hung" else {}
+    procs = _start_two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12",
+                               "--worker_timeout=10", "--collective_timeout=10", extra_env=hang)
+    if how == "killed":
+        kept = [tmp_path / "backup" / "latest.weights.h5",
+                tmp_path / "workertemp_1" / "backup" / "latest.weights.h5"]
+        deadline = time.time() + 300
+        while not all(p.exists() for p in kept) and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)   # into epoch 2
+        procs[1].kill()
+    else:
+        while not (tmp_path / "backup" / "latest.weights.h5").exists():
+            time.sleep(0.2)   # the chief's epoch-1 checkpoint: it goes on to epoch 2
+    lost_at = time.time()
+    try:
+        _, stderr = procs[0].communicate(timeout=120)
+        seconds = time.time() - lost_at
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert seconds < 25, (seconds, stderr[-2000:])   # 10 s and the exit, on a loaded host
+    assert procs[0].returncode == 1
+    assert stderr.strip().splitlines()[-1].startswith("error: another worker stopped answering")
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_workers")
+    return folder, _two_workers(folder, "--epochs=2", "--steps_per_epoch=12")
+
+
+def test_two_workers_on_localhost_finish_one_run(two_worker_run):
+    tmp_path, outs = two_worker_run
+    for p, stdout, stderr in outs:
         assert p.returncode == 0, stderr[-3000:]
     with open(os.path.join(tmp_path, "results.json")) as f:
         results = json.load(f)
@@ -112,6 +146,19 @@ def test_two_workers_on_localhost_finish_one_run(tmp_path):
     # the non-chief checkpointed in its own folder, never over the chief's files
     assert os.path.isdir(os.path.join(tmp_path, "workertemp_1", "backup"))
     assert not os.path.exists(os.path.join(tmp_path, "workertemp_1", "export"))
+
+
+def test_workers_whose_checkpoints_disagree_refuse_in_one_line(two_worker_run, tmp_path):
+    # Worker 1 given an empty folder while the chief holds epoch 2: resuming would
+    # restart every worker from epoch 0 and overwrite the chief's checkpoint.
+    shutil.copytree(two_worker_run[0], tmp_path, dirs_exist_ok=True)
+    shutil.rmtree(os.path.join(tmp_path, "workertemp_1", "backup"))
+    before = os.path.getmtime(os.path.join(tmp_path, "backup", "latest.weights.h5"))
+    for p, stdout, stderr in _two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12"):
+        assert p.returncode == 2 and "Traceback" not in stderr, stderr[-3000:]
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("error: the workers' checkpoints disagree: they hold epochs 0, 2 "), last
+    assert os.path.getmtime(os.path.join(tmp_path, "backup", "latest.weights.h5")) == before
 
 
 def _scores(path):

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import pytest
@@ -90,6 +91,41 @@ def test_sigkill_inside_the_backup_write_resumes_from_the_epoch_before(tmp_path)
     result = summary(train(run, 3))
     assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 3
     assert history_epochs(run) == [0, 1, 2]
+    # Epochs 2 and 3 ran on the batches an undisturbed run trains on (epoch e's data
+    # comes from (seed, e) alone), from the same weights and optimizer state: the same
+    # training losses. Other batches would move them by far more than the tolerance.
+    undisturbed = str(tmp_path / "undisturbed")
+    summary(train(undisturbed, 3))
+    assert history(run, "loss") == pytest.approx(history(undisturbed, "loss"), abs=1e-4)
+
+
+def history(model_dir, key):
+    with open(os.path.join(model_dir, "results.json")) as f:
+        return [row[key] for row in json.load(f)["history"]]
+
+
+def test_the_data_of_epoch_e_is_the_same_whichever_epoch_the_stream_starts_at():
+    from adder_tf.data import load_dataset
+    data = load_dataset("digits", 32, seed=3)
+    labels = lambda ds, n: [batch[1].numpy().tolist() for batch in ds.take(n)]   # noqa: E731
+    from_start = labels(data.train_from(0, 4), 12)
+    assert labels(data.train_from(2, 4), 4) == from_start[8:]
+    assert from_start[:4] != from_start[4:8]   # and each epoch is shuffled anew
+    passes = -(-data.train_examples // 32)   # steps_per_epoch=0: an epoch is one pass
+    assert labels(data.train_from(1), passes) == labels(data.train_from(0), 2 * passes)[passes:]
+
+
+@pytest.mark.parametrize("fault", ["health:2:sigkill-torn", "backup:2:sigkill-torn"])
+def test_the_health_log_holds_each_epoch_once_after_a_kill_around_the_checkpoint(tmp_path, fault):
+    # health: killed inside epoch 2's health line (before the checkpoint of epoch 2);
+    # backup: killed after that line, inside the checkpoint: epoch 2 is replayed.
+    run = str(tmp_path / "run")
+    killed = train(run, 3, fault=fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    result = summary(train(run, 3))
+    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 3
+    with open(os.path.join(run, "feature_health_epochs.jsonl")) as f:
+        assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
 
 
 def test_sigint_inside_a_write_stops_after_it_and_prints_the_command_that_resumes(tmp_path):
@@ -112,21 +148,60 @@ def test_sigint_inside_a_write_stops_after_it_and_prints_the_command_that_resume
     assert history_epochs(run) == [0, 1, 2]
 
 
+def test_sigint_after_training_names_what_is_kept(tmp_path):
+    run = str(tmp_path / "run")
+    stopped = train(run, 1, fault="results:1:sigint")   # inside results.json's write
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr
+    kept = stopped.stderr.strip().splitlines()[-1].split("; resume with: ")[0]
+    assert kept == (f"interrupted after epoch 1; kept the checkpoint of epoch 1 in "
+                    f"{os.path.join(run, 'backup')}")
+
+
 def stderr_tail(out):
     return out.stderr[-2000:]
 
 
-def test_a_second_ctrl_c_ends_the_process_at_once():
-    code = ("import os, signal, time\n"
-            "from adder_tf.interrupt import GracefulStop\n"
-            "with GracefulStop('backup') as stop:\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(0.2)\n"
-            "    print('first one only asked', stop.requested, flush=True)\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(30)\n"
-            "    print('still running', flush=True)\n")
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=ROOT),
-                         capture_output=True, text=True, timeout=120, preexec_fn=default_sigint)
-    assert out.stdout == "first one only asked True\n"
-    assert out.returncode == -signal.SIGINT
+LONG_STEP = """
+import sys, time
+import keras, numpy as np, tensorflow as tf
+from adder_tf.interrupt import GracefulStop
+
+def slow(x):
+    print("inside the long step", flush=True)
+    time.sleep(120)   # one op that does not return to Python's main loop
+    return x
+
+class Slow(keras.layers.Layer):
+    def call(self, x):
+        y = tf.numpy_function(slow, [x], tf.float32)
+        return tf.ensure_shape(y, x.shape)
+
+model = keras.Sequential([keras.Input((4,)), Slow(), keras.layers.Dense(2)])
+model.compile("sgd", "mse")
+stop = GracefulStop(sys.argv[1])
+with stop:
+    model.fit(np.zeros((8, 4), "float32"), np.zeros((8, 2), "float32"), epochs=2, verbose=0,
+              callbacks=[stop])
+print("fit returned", flush=True)
+"""
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once_even_inside_one_long_op(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", LONG_STEP, str(tmp_path / "backup")],
+                            env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
+    assert proc.stdout.readline() == "inside the long step\n"
+    proc.send_signal(signal.SIGINT)   # the first one waits for the step to end (120 s)
+    time.sleep(1.0)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    start = time.time()
+    try:
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert time.time() - start < 20
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == ("interrupted twice: stopped at once; no epoch "
+                                               "was completed, nothing kept")

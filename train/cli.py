@@ -78,7 +78,11 @@ def run_main(main, argv, debug):
         # Imported here: adder_tf.strategy loads TensorFlow, which main() imports quietly.
         from adder_tf.strategy import WorkerLost
         if isinstance(e, WorkerLost):
-            _fail(f"error: {e}", EXIT_UNEXPECTED)
+            # At once: a normal exit waits for the lost peer at TensorFlow's shutdown barrier
+            # (up to --worker_timeout more); every file is already whole on disk.
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(EXIT_UNEXPECTED)
         if debug():
             raise
         _fail(f"error: {type(e).__name__}: {_first_line(e)} (rerun with --debug for the "

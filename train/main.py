@@ -58,6 +58,13 @@ flags.DEFINE_float("eta", 0.2, "AdderNet adaptive learning-rate coefficient (0 =
 flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, augmentation).")
 flags.DEFINE_string("strategy", "auto", f"One of {', '.join(C.STRATEGIES)}.")
 flags.DEFINE_bool("sync_bn", False, "Synchronise BatchNorm statistics across replicas.")
+flags.DEFINE_float("worker_timeout", C.Config.worker_timeout, "--strategy=multi_worker: a "
+                   "worker whose peer is gone (its process dead or frozen: no heartbeat) this "
+                   "many seconds stops with one line.")
+flags.DEFINE_float("collective_timeout", C.Config.collective_timeout, "--strategy=multi_worker: "
+                   "a worker that waits this many seconds in one collective for a peer that is "
+                   "alive but stuck stops with one line. It must exceed the longest time one "
+                   "worker can run ahead of another (a slow step, an epoch's end, a loaded host).")
 flags.DEFINE_bool("augment", True, "Training-set augmentation.")
 flags.DEFINE_integer("bn_reestimation_steps", -1,
                      "Training batches that re-estimate the student's BatchNorm statistics before "

@@ -13,6 +13,7 @@ plumbing is `pipeline`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +46,9 @@ class Data:
     std: tuple
     name: str
     flip: bool = False   # random horizontal flips in training
+    # train_from(first_epoch, steps_per_epoch=0): every training epoch from first_epoch on,
+    # each shuffled and augmented from (seed, epoch) alone (`pipeline.epochs_from`).
+    train_from: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +98,12 @@ def load_dataset(
     """
     _check_args(name, batch_size, seed)
     source = open_source(name, data_dir, data_path, train_examples, num_classes, validation_examples)
-    train, train_n = _build(source, "train", batch_size, seed, augment, cache, flip)
+    passes, train_n = _build(source, "train", batch_size, seed, augment, cache, flip, passes=True)
     test, test_n = _build(source, "test", batch_size, seed, augment, cache, flip)
     r = source.recipe
     return Data(
-        train=train,
+        train_from=functools.partial(pipeline.epochs_from, passes, seed),
+        train=pipeline.one_epoch(passes, seed),
         test=test,
         input_shape=r.input_shape,
         num_classes=r.num_classes,
@@ -151,7 +156,7 @@ def _check_args(name, batch_size, seed):
         raise UserError(f"seed must be an integer or None, got {seed!r}")
 
 
-def _build(source: Source, split, batch_size, seed, augment, cache, flip):
+def _build(source: Source, split, batch_size, seed, augment, cache, flip, passes=False):
     ds, n = source.open_split(split, seed)
     r = source.recipe
     cache = bool(cache) and source.in_memory
@@ -160,4 +165,6 @@ def _build(source: Source, split, batch_size, seed, augment, cache, flip):
     do_flip = r.flip if flip is None else bool(flip)
     fn = train_fn(r, bool(augment), do_flip)
     buffer = IMAGENET_SHUFFLE_BUFFER if r.imagenet else None
+    if passes:
+        return pipeline.train_passes(ds, n, batch_size, fn, cache=cache, shuffle_buffer=buffer), n
     return pipeline.train_pipeline(ds, n, batch_size, fn, seed=seed, cache=cache, shuffle_buffer=buffer), n
