@@ -12,6 +12,8 @@
 //   fma            1 op  (a convolution's inner loop)
 //   min_add        2 ops (the adder forward: |x - w| = x + w - 2 min(x, w))
 //   add_range_fma  3 ops (the adder input gradient: clip(w - x) * dy)
+//   min_fma        2 ops (min_add with the accumulation issued as fma(m, 1, acc):
+//                  the same sum, on the FMA pipes where a CPU has separate ones)
 //   forward_loop   the adder forward's stage-1 inner loop as g++ compiled
 //                  it for the 8-position tile used before the 16-position one
 //                  (8 positions x 16 channels: one weight load, 8 broadcast
@@ -40,6 +42,8 @@ namespace {
 #define FMA(a) "vfmadd231ps %%zmm24, %%zmm26, %%zmm" #a "\n\t"
 #define MINADD(a, x, t) "vminps %%zmm" #x ", %%zmm24, %%zmm" #t "\n\t" \
                         "vaddps %%zmm" #t ", %%zmm" #a ", %%zmm" #a "\n\t"
+#define MINFMA(a, x, t) "vminps %%zmm" #x ", %%zmm24, %%zmm" #t "\n\t" \
+                        "vfmadd231ps %%zmm25, %%zmm" #t ", %%zmm" #a "\n\t"
 #define ARF(a, x, t) "vaddps %%zmm" #x ", %%zmm24, %%zmm" #t "\n\t"                  \
                      "vrangeps $2, %%zmm26, %%zmm" #t ", %%zmm" #t "\n\t"            \
                      "vfmadd231ps %%zmm25, %%zmm" #t ", %%zmm" #a "\n\t"
@@ -53,7 +57,7 @@ float g_x[8 * 16 + kTaps] __attribute__((aligned(64)));  // 8 positions, 16 floa
 float g_w[kTaps * 16] __attribute__((aligned(64)));
 
 // Terms per pass of each mix (16 lanes each).
-constexpr int64_t kTermsPerIter[4] = {12, 12, 12, 8 * kTaps};
+constexpr int64_t kTermsPerIter[5] = {12, 12, 12, 8 * kTaps, 12};
 
 void Run(int mix, int64_t iters) {
   if (mix == 0) {
@@ -80,6 +84,15 @@ void Run(int mix, int64_t iters) {
                  : [n] "+r"(iters) : [one] "m"(kOne)
                  : CLOBBER_ACC, CLOBBER_X, "zmm24", "zmm25", "zmm26", "zmm27", "zmm28",
                    "zmm29", "zmm30", "zmm31", "cc");
+  } else if (mix == 4) {  // min_add with the add issued as fma(min, 1, acc)
+    asm volatile("vbroadcastss %[one], %%zmm24\n\tvmovaps %%zmm24, %%zmm25\n\t" ZERO_ACC ONE_X
+                 "1:\n\t" MINFMA(0, 12, 27) MINFMA(1, 13, 28) MINFMA(2, 14, 29)
+                 MINFMA(3, 15, 30) MINFMA(4, 16, 31) MINFMA(5, 17, 27) MINFMA(6, 18, 28)
+                 MINFMA(7, 19, 29) MINFMA(8, 20, 30) MINFMA(9, 21, 31) MINFMA(10, 22, 27)
+                 MINFMA(11, 23, 28) "dec %[n]\n\tjnz 1b\n\t"
+                 : [n] "+r"(iters) : [one] "m"(kOne)
+                 : CLOBBER_ACC, CLOBBER_X, "zmm24", "zmm25", "zmm27", "zmm28", "zmm29",
+                   "zmm30", "zmm31", "cc");
   } else {
     for (int64_t it = 0; it < iters; ++it) {
       asm volatile("xor %%rax, %%rax\n\tmov %[w], %%rdx\n\t"
@@ -104,11 +117,11 @@ void Run(int mix, int64_t iters) {
 int main() {
   for (int i = 0; i < 8 * 16 + kTaps; ++i) g_x[i] = 0.25f * (i % 7);
   for (int i = 0; i < kTaps * 16; ++i) g_w[i] = 0.5f * (i % 5);
-  const char* names[4] = {"fma", "min_add", "add_range_fma", "forward_loop"};
-  const int ops[4] = {1, 2, 3, 2};
+  const char* names[5] = {"fma", "min_add", "add_range_fma", "forward_loop", "min_fma"};
+  const int ops[5] = {1, 2, 3, 2, 2};
   const int64_t terms_per_thread = 4000000000LL / 16;  // ~0.1-0.3 s per timing
   for (int threads = 1; threads <= 2; ++threads) {
-    for (int mix = 0; mix < 4; ++mix) {
+    for (int mix = 0; mix < 5; ++mix) {
       const int64_t iters = terms_per_thread / kTermsPerIter[mix];
       double best = 0.0;
       for (int rep = 0; rep < 5; ++rep) {

@@ -116,6 +116,7 @@ CASES = [
     (1, 7, 7, 256, 256, 3, 1, "same"),  # ResNet's last stage: large c_in and c_out
     (2, 7, 7, 96, 160, 1, 1, "same"),   # a bottleneck 1x1
     (1, 3, 5, 8, 160, 3, 1, "same"),    # 3 rows, 10 vectors: channel groups across threads
+    (1, 30, 30, 128, 128, 3, 1, "same"),  # input-gradient row blocks (weights over 256 KB)
 ]
 
 
