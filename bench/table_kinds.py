@@ -186,7 +186,8 @@ def medians(records, key_fields, value):
 
 def render_peaks(root, paths, opts):
     peak = medians(series(load(root, paths[0]), opts.get("what")), ("mix", "threads"), "g_terms_s")
-    mixes = sorted({m for m, _ in peak}, key=["fma", "min_add", "add_range_fma", "forward_loop"].index)
+    order = ["fma", "min_add", "min_fma", "add_range_fma", "forward_loop"]
+    mixes = sorted({m for m, _ in peak}, key=lambda m: (order + [m]).index(m))
     return table(["mix", "1 thread", "2 threads"],
                  [[m, fmt(peak.get((m, 1)), 1, 1e9), fmt(peak.get((m, 2)), 1, 1e9)] for m in mixes])
 
@@ -204,7 +205,8 @@ def render_kernels(root, paths, opts):
         share = peak.get((mix, threads))
         return fmt(value, 1, 1e9) + (f" ({100 * value / share:.0f}%)" if share else "")
 
-    rows = [[shape_label(s)] + [cell(fwd[(s, t)], "min_add", t) for t in (1, 2)]
+    forward_mix = opts.get("forward_peak", "min_add")   # min_fma: the accumulation on FMA pipes
+    rows = [[shape_label(s)] + [cell(fwd[(s, t)], forward_mix, t) for t in (1, 2)]
             + [cell(bwd[(s, t)], "add_range_fma", t) for t in (1, 2)]
             for s in sorted({s for s, _ in fwd})]
     return table(["shape", "forward 1 thread", "forward 2 threads", "input gradient 1 thread",
