@@ -44,6 +44,10 @@ namespace {
                         "vaddps %%zmm" #t ", %%zmm" #a ", %%zmm" #a "\n\t"
 #define MINFMA(a, x, t) "vminps %%zmm" #x ", %%zmm24, %%zmm" #t "\n\t" \
                         "vfmadd231ps %%zmm25, %%zmm" #t ", %%zmm" #a "\n\t"
+// The twelve accumulators of one pass, each with its own input register, then the loop.
+#define TWELVE(M) "1:\n\t" M(0, 12, 27) M(1, 13, 28) M(2, 14, 29) M(3, 15, 30) M(4, 16, 31) \
+                  M(5, 17, 27) M(6, 18, 28) M(7, 19, 29) M(8, 20, 30) M(9, 21, 31)       \
+                  M(10, 22, 27) M(11, 23, 28) "dec %[n]\n\tjnz 1b\n\t"
 #define ARF(a, x, t) "vaddps %%zmm" #x ", %%zmm24, %%zmm" #t "\n\t"                  \
                      "vrangeps $2, %%zmm26, %%zmm" #t ", %%zmm" #t "\n\t"            \
                      "vfmadd231ps %%zmm25, %%zmm" #t ", %%zmm" #a "\n\t"
@@ -68,10 +72,7 @@ void Run(int mix, int64_t iters) {
                  : CLOBBER_ACC, "zmm24", "zmm26", "cc");
   } else if (mix == 1) {
     asm volatile("vbroadcastss %[one], %%zmm24\n\t" ZERO_ACC ONE_X
-                 "1:\n\t" MINADD(0, 12, 27) MINADD(1, 13, 28) MINADD(2, 14, 29)
-                 MINADD(3, 15, 30) MINADD(4, 16, 31) MINADD(5, 17, 27) MINADD(6, 18, 28)
-                 MINADD(7, 19, 29) MINADD(8, 20, 30) MINADD(9, 21, 31) MINADD(10, 22, 27)
-                 MINADD(11, 23, 28) "dec %[n]\n\tjnz 1b\n\t"
+                 TWELVE(MINADD)
                  : [n] "+r"(iters) : [one] "m"(kOne)
                  : CLOBBER_ACC, CLOBBER_X, "zmm24", "zmm27", "zmm28", "zmm29", "zmm30",
                    "zmm31", "cc");
@@ -86,10 +87,7 @@ void Run(int mix, int64_t iters) {
                    "zmm29", "zmm30", "zmm31", "cc");
   } else if (mix == 4) {  // min_add with the add issued as fma(min, 1, acc)
     asm volatile("vbroadcastss %[one], %%zmm24\n\tvmovaps %%zmm24, %%zmm25\n\t" ZERO_ACC ONE_X
-                 "1:\n\t" MINFMA(0, 12, 27) MINFMA(1, 13, 28) MINFMA(2, 14, 29)
-                 MINFMA(3, 15, 30) MINFMA(4, 16, 31) MINFMA(5, 17, 27) MINFMA(6, 18, 28)
-                 MINFMA(7, 19, 29) MINFMA(8, 20, 30) MINFMA(9, 21, 31) MINFMA(10, 22, 27)
-                 MINFMA(11, 23, 28) "dec %[n]\n\tjnz 1b\n\t"
+                 TWELVE(MINFMA)
                  : [n] "+r"(iters) : [one] "m"(kOne)
                  : CLOBBER_ACC, CLOBBER_X, "zmm24", "zmm25", "zmm27", "zmm28", "zmm29",
                    "zmm30", "zmm31", "cc");

@@ -129,3 +129,24 @@ def test_a_missing_protocol_folder_is_one_line(copy):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: results/pkkd_protocol: no such folder (the protocol blocks' data)"]
+
+
+def test_imagenet_layer_ratios_read_from_the_json_and_smoke_refused(copy):
+    """Independent of the generator: each shape's fwd+bwd ratio is the JSON's; a --smoke
+    JSON (one round at toy batches) is refused as a figure, in one line."""
+    (files, body), = [(f, b) for k, f, b in tables(os.path.join(ROOT, "docs", "speed.md"))
+                      if k == "imagenet_layers"]
+    path = files.split()[0]
+    with open(os.path.join(ROOT, path)) as f:
+        layers = json.load(f)["imagenet"]["layers"]
+    rows = [line.split("|")[1:-1] for line in body.splitlines() if re.match(r"\| \d", line)]
+    assert len(rows) == len(layers) > 0
+    for row, layer in zip(rows, layers):
+        assert float(row[2].split()[0]) == pytest.approx(layer["fwd_bwd_b32"]["ratio"], abs=0.005)
+    with open(copy / path) as f:
+        data = json.load(f)
+    data["imagenet"]["smoke"] = True
+    with open(copy / path, "w") as f:
+        json.dump(data, f)
+    out = report("--check", "--root", str(copy))
+    assert out.returncode == 2 and "--smoke" in out.stderr and "Traceback" not in out.stderr
