@@ -13,7 +13,7 @@
 #   main    CNN, ANN, KD, NST, PKKD (and PKKD with the earlier mean-distance Laplace width),
 #           seeds 0 and 1, scored on the whole test split.
 #   table1  PKKD's feature losses raw / conv1x1 / kernel / kernel_conv1x1, fixed teacher
-#           (that seed's CNN run) and progressive, seeds 0 and 1.
+#           (that seed's CNN run) and progressive, seeds 0 and 1 (table1:S: seed S only).
 #   seed2   the main comparison's third seed.
 #   table3  PKKD at every weight of GRID, seeds 0 and 1 (how the best weight moves with
 #           the schedule: the paper's alpha = beta = 10 was chosen for 400 epochs).
@@ -99,6 +99,7 @@ for phase in ${PHASES:-main table1 seed2 table3}; do
   case $phase in
     main) for s in 0 1; do main_seed "$s" meanwidth; done ;;
     table1) for s in 0 1; do table1_seed "$s"; done ;;
+    table1:[0-9]) table1_seed "${phase#table1:}" ;;
     seed2) main_seed 2 ;;
     table3)
       for s in 0 1; do
