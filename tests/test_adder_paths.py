@@ -117,6 +117,17 @@ CASES = [
     (2, 7, 7, 96, 160, 1, 1, "same"),   # a bottleneck 1x1
     (1, 3, 5, 8, 160, 3, 1, "same"),    # 3 rows, 10 vectors: channel groups across threads
     (1, 30, 30, 128, 128, 3, 1, "same"),  # input-gradient row blocks (weights over 256 KB)
+    # 1x1 layers (their own forward: positions tiled across row and image ends,
+    # channel blocks of 4 vectors, then 2, then 1, the last one partial).
+    (2, 5, 7, 19, 37, 1, 1, "same"),    # c_in and c_out not multiples of a vector
+    (1, 3, 5, 24, 100, 1, 1, "same"),   # 7 output vectors (4 + 2 + 1), channel groups
+    (2, 9, 7, 40, 70, 1, 2, "same"),    # stride 2, odd input size, tiles across images
+    (1, 14, 14, 1024, 256, 1, 1, "same"),  # ResNet-50 stage 3: large c_in, two x blocks
+    (1, 14, 14, 256, 1024, 1, 1, "same"),  # large c_out
+    (2, 7, 7, 1024, 256, 1, 1, "same"),    # 49 positions: a partial tile per image
+    (1, 7, 7, 256, 1024, 1, 1, "same"),    # batch 1, stage 4
+    (1, 14, 14, 512, 96, 1, 2, "same"),    # a stride-2 projection
+    (2, 14, 14, 2048, 20, 1, 1, "same"),   # x blocks of 60 positions at c_in 2048
 ]
 
 

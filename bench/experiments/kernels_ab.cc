@@ -4,9 +4,18 @@
 // on ResNet-20's and ResNet-18/50's shapes; outputs compared bit for bit.
 //
 //   bench/experiments/kernels_ab.sh OLD_COMMIT    # builds /tmp/kernels_ab
-//   /tmp/kernels_ab BATCH THREADS [ROUNDS] [SHAPE_SUBSTRING]
+//   /tmp/kernels_ab BATCH THREADS [ROUNDS] [SHAPE_SUBSTRING] [fwd]
+// "fwd": forward only. Besides wall-clock rates it prints the median ratio of
+// the threads' CPU time (cpu new/old), which a busy machine's preemptions
+// (other processes on the same cores) disturb less than wall-clock time, and
+// the rates per thread-CPU second times the threads (what the threads would
+// do if they had their cores to themselves, caches and memory shared aside).
+// The ResNet-50 1x1 shapes are all listed (stage by stage, the stride-2
+// projections included); batch 1 and 32 are what bench/imagenet_bench.py
+// times forward only.
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -16,12 +25,20 @@
 #include "adder_kernels.h"
 #include "old_kernels.h"
 struct Floats { float* p; explicit Floats(size_t n) : p((float*)std::aligned_alloc(64, (n*4+63)/64*64)) {} ~Floats(){std::free(p);} };
-template <class Fn> double Secs(int threads, int64_t rows, Fn fn, int calls) {
+static double ThreadCpu() { timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+// Wall seconds per call; *cpu: the threads' CPU seconds per call, summed.
+template <class Fn> double Secs(int threads, int64_t rows, Fn fn, int calls, double* cpu) {
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
-  for (int i = 0; i < threads; ++i) pool.emplace_back([&, i] { for (int c = 0; c < calls; ++c) fn(rows*i/threads, rows*(i+1)/threads); });
+  std::vector<double> used(threads);
+  for (int i = 0; i < threads; ++i) pool.emplace_back([&, i] { const double c0 = ThreadCpu(); for (int c = 0; c < calls; ++c) fn(rows*i/threads, rows*(i+1)/threads); used[i] = ThreadCpu() - c0; });
   for (auto& t : pool) t.join();
+  *cpu = 0; for (double u : used) *cpu += u / calls;
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / calls;
+}
+// Units [begin, end) of (group, row) pairs, group-major: fn(r0, r1, group) per group's run of rows.
+template <class Fn> void Units(int64_t rows, int64_t begin, int64_t end, Fn fn) {
+  for (int64_t u = begin; u < end;) { const int64_t q = u / rows, r0 = u % rows, r1 = std::min(rows, r0 + end - u); fn(r0, r1, q); u += r1 - r0; }
 }
 static double med(std::vector<double> v){ std::sort(v.begin(), v.end()); return v[v.size()/2]; }
 int main(int argc, char** argv) {
@@ -30,7 +47,11 @@ int main(int argc, char** argv) {
   std::vector<Shape> shapes = {{"c1_32x32x16_16", 32, 16, 16, 3, 1, 1}, {"c2_16x16x32_32", 16, 32, 32, 3, 1, 1}, {"c3_8x8x64_64", 8, 64, 64, 3, 1, 1},
     {"56x56x64_64_k3s1", 56, 64, 64, 3, 1, 1}, {"28x28x128_128_k3s1", 28, 128, 128, 3, 1, 1}, {"14x14x256_256_k3s1", 14, 256, 256, 3, 1, 1},
     {"7x7x512_512_k3s1", 7, 512, 512, 3, 1, 1}, {"58x58x64_128_k3s2", 58, 64, 128, 3, 2, 0}, {"16x16x256_512_k3s2", 16, 256, 512, 3, 2, 0},
-    {"56x56x64_256_k1s1", 56, 64, 256, 1, 1, 0}, {"56x56x256_64_k1s1", 56, 256, 64, 1, 1, 0}, {"7x7x2048_512_k1s1", 7, 2048, 512, 1, 1, 0}, {"7x7x512_2048_k1s1", 7, 512, 2048, 1, 1, 0}};
+    {"56x56x64_256_k1s1", 56, 64, 256, 1, 1, 0}, {"56x56x256_64_k1s1", 56, 256, 64, 1, 1, 0}, {"7x7x2048_512_k1s1", 7, 2048, 512, 1, 1, 0}, {"7x7x512_2048_k1s1", 7, 512, 2048, 1, 1, 0},
+    {"56x56x64_64_k1s1", 56, 64, 64, 1, 1, 0}, {"56x56x256_128_k1s1", 56, 256, 128, 1, 1, 0}, {"56x56x256_512_k1s2", 56, 256, 512, 1, 2, 0},
+    {"28x28x128_512_k1s1", 28, 128, 512, 1, 1, 0}, {"28x28x512_128_k1s1", 28, 512, 128, 1, 1, 0}, {"28x28x512_256_k1s1", 28, 512, 256, 1, 1, 0}, {"28x28x512_1024_k1s2", 28, 512, 1024, 1, 2, 0},
+    {"14x14x256_1024_k1s1", 14, 256, 1024, 1, 1, 0}, {"14x14x1024_256_k1s1", 14, 1024, 256, 1, 1, 0}, {"14x14x1024_512_k1s1", 14, 1024, 512, 1, 1, 0}, {"14x14x1024_2048_k1s2", 14, 1024, 2048, 1, 2, 0}};
+  const bool fwd_only = argc > 5 && std::string(argv[5]) == "fwd";
   std::mt19937 gen(0); std::normal_distribution<float> normal;
   for (auto& sh : shapes) {
     if (argc > 4 && std::string(sh.name).find(argv[4]) == std::string::npos) continue;
@@ -48,17 +69,26 @@ int main(int argc, char** argv) {
     adder_tf::PackInputGradWeights(g, w.p, Cp, wt.p); adder_old::PackInputGradWeights(go, w.p, Cp, wto.p);
     const double terms = (double)B*OH*OH*KK*g.C*g.O;
     const int calls = std::max(1, (int)(2e9 / terms));
-    std::vector<double> rf, rb, fn, fo, bn, bo;
+    // The forward's work units as the op splits them: (channel group, row), group-major.
+    const int64_t g_groups = adder_tf::ForwardChannelGroups(g, threads), go_groups = adder_old::ForwardChannelGroups(go, threads);
+    std::vector<double> rf, rb, fn, fo, bn, bo, rc, rcb, fco, fcn;
     for (int r = 0; r < rounds; ++r) {
-      double a = Secs(threads, B*OH, [&](int64_t b, int64_t e){ adder_old::ForwardRows(go, x.p, wpo.p, Op, y2.p, b, e); }, calls);
-      double c = Secs(threads, B*OH, [&](int64_t b, int64_t e){ adder_tf::ForwardRows(g, x.p, wp.p, Op, y.p, b, e); }, calls);
-      double d = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_old::InputGradRows(go, x.p, Cp, wto.p, dy.p, zeros.p, dx2.p, s.data(), b, e); }, calls);
-      double f = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_tf::InputGradRows(g, x.p, Cp, wt.p, dy.p, zeros.p, dx.p, s.data(), b, e); }, calls);
+      double ca, cc, cd = 1, cf = 1, d = 1, f = 1;
+      double a = Secs(threads, B*OH*go_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_old::ForwardRows(go, x.p, wpo.p, Op, y2.p, r0, r1, q, go_groups); }); }, calls, &ca);
+      double c = Secs(threads, B*OH*g_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_tf::ForwardRows(g, x.p, wp.p, Op, y.p, r0, r1, q, g_groups); }); }, calls, &cc);
+      if (!fwd_only) {
+        d = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_old::InputGradRows(go, x.p, Cp, wto.p, dy.p, zeros.p, dx2.p, s.data(), b, e); }, calls, &cd);
+        f = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_tf::InputGradRows(g, x.p, Cp, wt.p, dy.p, zeros.p, dx.p, s.data(), b, e); }, calls, &cf);
+      }
       rf.push_back(c/a); rb.push_back(f/d); fo.push_back(terms/a/1e9); fn.push_back(terms/c/1e9); bo.push_back(terms/d/1e9); bn.push_back(terms/f/1e9);
+      rc.push_back(cc/ca); rcb.push_back(cf/cd); fco.push_back(terms*threads/ca/1e9); fcn.push_back(terms*threads/cc/1e9);
     }
     double maxdiff = 0; for (size_t i = 0; i < ny; ++i) maxdiff = std::max(maxdiff, (double)std::abs(y.p[i]-y2.p[i]));
     double maxdx = 0; for (size_t i = 0; i < nx; ++i) maxdx = std::max(maxdx, (double)std::abs(dx.p[i]-dx2.p[i]));
-    std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f) | igrad old %6.1f new %6.1f (%.3f) | max|dy| %.1e max|dx| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(bo), med(bn), med(rb), maxdiff, maxdx);
+    if (fwd_only)
+      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | per CPU second x threads: old %6.1f new %6.1f | max|dy| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(fco), med(fcn), maxdiff);
+    else
+      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | igrad old %6.1f new %6.1f (%.3f, cpu %.3f) | max|dy| %.1e max|dx| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(bo), med(bn), med(rb), med(rcb), maxdiff, maxdx);
     std::fflush(stdout);
   }
 }

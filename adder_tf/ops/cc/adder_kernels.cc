@@ -66,6 +66,22 @@ static inline vf bcast(float s) {
   return s - vf{};
 #endif
 }
+// Pins v to a vector register: an empty asm that "changes" it. Without it
+// g++ 12 folds a weight vector that P positions share into each of their P
+// vminps as a memory operand, so the forward's inner loop loads every
+// weight vector P times instead of once: 16 vector loads a tap for a 4 x 4
+// tile, more than the min and FMA pipes' 16 cycles on Zen 4 (one 512-bit
+// load a cycle), where the loads then set the pace.
+// (Without AVX a vf is not one register: nothing to pin.)
+static inline void in_register(vf& v) {
+#if defined(__AVX512F__)
+  asm("" : "+v"(v));
+#elif defined(__AVX__)
+  asm("" : "+x"(v));
+#else
+  (void)v;
+#endif
+}
 static inline vf vabs(vf v) { return (vf)((vi)v & 0x7fffffff); }
 // vminps/vmaxps (the generic a < b ? a : b becomes compare + blend).
 #if defined(__AVX512F__)
@@ -119,6 +135,26 @@ static inline vf acc_add(vf acc, vf m) {
 #endif
 }
 
+// min(x, w) for the scalar *xp against the vector w. On Zen 4 (where the
+// accumulation runs on the FMA pipes) as one vminps with an embedded
+// broadcast of *xp, {1to16}: a register broadcast (vbroadcastss zmm, m32)
+// there takes a slot of the vector pipes, one per position and tap, which the
+// memory operand's broadcast does not (measured, 1x1 forward kernels alone:
+// 10-15% less time; the extra scalar loads, NV a position, stay within the
+// three loads a cycle). The operands are swapped, min(w, x): it differs from
+// min(x, w) only in which of two equal zeros or which NaN it returns, which
+// changes no sum (an accumulator that starts at +0 never becomes -0, and a
+// NaN x or w makes the output NaN through sum x or sum w either way).
+static inline vf min_bcast(vf w, const float* xp) {
+#if defined(ADDER_TF_ACC_ON_FMA)
+  vf r;
+  asm("vminps %[x]%{1to16%}, %[w], %[r]" : [r] "=v"(r) : [w] "v"(w), [x] "m"(*xp));
+  return r;
+#else
+  return vmin(bcast(*xp), w);
+#endif
+}
+
 // clip(d, -1, 1). With AVX512DQ one vrangeps: the operand of smaller
 // magnitude of (d, 1) with the sign of d, i.e. sign(d) * min(|d|, 1), which
 // is exactly min(max(d, -1), 1), signed zeros and infinities included (imm 2:
@@ -146,6 +182,12 @@ constexpr int BWD_P = 4;
 // Output-channel vectors per forward work group (ForwardChannelGroups): the
 // widest register block, so a group is never split inside one.
 constexpr int64_t kForwardGroupVectors = 4;
+// The 1x1 forward's register tile: positions x output-channel vectors.
+#if defined(__AVX512F__)
+constexpr int kForward1x1P = 6, kForward1x1NV = 4;  // 24 accumulators, 4 weight vectors
+#else
+constexpr int kForward1x1P = 3, kForward1x1NV = 4;
+#endif
 
 
 // ---------------------------------------------------------------- forward
@@ -205,6 +247,29 @@ static inline float hsum(vf v) {
 #endif
 }
 
+// The forward's inner loop: acc[p][v] += min(xp[p][k], w[k][v]) over n taps
+// k, w[k] = wk + k * Op (NV vectors). Each tap loads its NV weight vectors
+// once (in_register) and reads each position's x[k] once per vector as an
+// embedded broadcast (min_bcast).
+template <int NV, int P>
+__attribute__((always_inline)) static inline void MinSumTaps(const float* wk, int64_t Op,
+                                                             int64_t n, const float* const* xp,
+                                                             vf (*acc)[NV]) {
+  for (int64_t k = 0; k < n; ++k) {
+    vf wv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      wv[v] = *reinterpret_cast<const vf*>(wk + k * Op + v * VL);
+      in_register(wv[v]);
+    }
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[p][v] = acc_add(acc[p][v], min_bcast(wv[v], xp[p] + k));
+    }
+  }
+}
+
 // One output row (b, i), output-channel vectors [v0, v0 + NV), all columns.
 // wp: (K + 1 + kh, Op): w as (kh, kw * C, Op), then row K holding
 // sum_k w[k, o], then per kernel row dh the sum over (dw, c) of min(0, w);
@@ -251,18 +316,7 @@ static void ForwardRow(const Geometry& g, const float* const* rows, const float*
 #pragma GCC unroll 16
       for (int p = 0; p < P; ++p)  // positions past the row end re-read column 0
         xp[p] = rows[dh] + (j0 + p < g.OW ? (j0 + p) * g.s * g.C : 0);
-      const float* wk = wp + dh * KC * Op + v0 * VL;
-      for (int64_t k = 0; k < KC; ++k) {
-        vf wv[NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) wv[v] = *reinterpret_cast<const vf*>(wk + k * Op + v * VL);
-#pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) {
-          const vf xb = bcast(xp[p][k]);
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) acc[p][v] = acc_add(acc[p][v], vmin(xb, wv[v]));
-        }
-      }
+      MinSumTaps<NV, P>(wp + dh * KC * Op + v0 * VL, Op, KC, xp, acc);
       // sum x over this kernel row's window
 #pragma GCC unroll 16
       for (int p = 0; p < P; ++p) {
@@ -270,11 +324,15 @@ static void ForwardRow(const Geometry& g, const float* const* rows, const float*
         for (int64_t k = KCv; k < KC; ++k) xt[p] += xp[p][k];
       }
     }
+    // Unrolled like the tap loop, so that the accumulators stay in registers
+    // (indexed at run time here, they would live on the stack throughout).
+#pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
       const int64_t j = j0 + p;
       if (j >= g.OW) break;
       const vf sxv = bcast(xt[p] + hsum(xs[p]));
       float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
+#pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
         const int64_t o = (v0 + v) * VL;
         const vf sw = *reinterpret_cast<const vf*>(wp + K * Op + o);
@@ -331,7 +389,8 @@ __attribute__((noinline)) static void ForwardRowFixed(const Geometry& g,
       const float* xr = rows[dh] + j0 * CS;
       const float* wk = wp + dh * KC * Op;
       for (int64_t k = 0; k < KC; ++k) {
-        const vf wv = *reinterpret_cast<const vf*>(wk + k * Op);
+        vf wv = *reinterpret_cast<const vf*>(wk + k * Op);
+        in_register(wv);
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p) acc[p] = acc_add(acc[p], vmin(bcast(xr[p * CS + k]), wv));
       }
@@ -387,6 +446,103 @@ static void ForwardBlockChannels(const Geometry& g, const PaddedRows& padded, co
   int64_t v0 = v_begin;
   for (; v0 + NV <= v_end; v0 += NV) ForwardBlock<NV, P>(g, padded, wp, Op, y, b, i0, i1, v0);
   for (; v0 < v_end; ++v0) ForwardBlock<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v0);
+}
+
+// ------------------------------------------------------------ 1x1 forward
+
+// A 1x1 layer (kh = kw = 1: never padded, at any stride) is a GEMM of the
+// (positions, c_in) matrix of x by w: K = c_in taps per output, no windows
+// to copy. The positions of a range of rows are taken as one sequence, in
+// blocks of kBlock1x1Bytes of x, and tiled P at a time across row and image
+// ends (a 7x7 or 14x14 row is no longer a partial tile), each tile an
+// P x NV register block of positions x c_out vectors over all K taps. Each
+// position's sum x is computed once per block, not once per channel block.
+// Accumulation order and rounding as in ForwardRow: bit-identical outputs.
+constexpr int64_t kBlock1x1Bytes = 512 << 10;
+
+// sum_k x[k] over k < C as ForwardRow adds a kernel row's window: vector
+// partial sums, then the tail, then the vector's lanes.
+static inline float SumX(const float* xp, int64_t C) {
+  const int64_t Cv = C / VL * VL;
+  vf xs = vf{};
+  float xt = 0.0f;
+  for (int64_t k = 0; k < Cv; k += VL) xs += loadu(xp + k);
+  for (int64_t k = Cv; k < C; ++k) xt += xp[k];
+  return xt + hsum(xs);
+}
+
+// Positions [0, np) (np <= P) of xp/yp/sx, output-channel vectors [v0, v0 + NV).
+template <int NV, int P>
+static void Forward1x1Tile(const Geometry& g, const float* const* xp, float* const* yp,
+                           const float* sx, int np, const float* wp, int64_t Op, int64_t v0) {
+  const int64_t K = g.C;
+  const float* xq[P];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) xq[p] = xp[p < np ? p : 0];  // extra positions re-read the first
+  vf acc[P][NV];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[p][v] = vf{};
+  MinSumTaps<NV, P>(wp + v0 * VL, Op, K, xq, acc);
+  vf sw[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) sw[v] = *reinterpret_cast<const vf*>(wp + K * Op + (v0 + v) * VL);
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+    if (p >= np) break;
+    const vf sxv = bcast(sx[p]);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int64_t o = (v0 + v) * VL;
+      const vf a = acc[p][v] + vf{};  // + the (zero) padding term, as ForwardRow
+      const vf r = (a + a) - (sxv + sw[v]);
+      if (o + VL <= g.O) {
+        storeu(yp[p] + o, r);
+      } else if (o < g.O) {
+        float tmp[VL];
+        storeu(tmp, r);
+        std::memcpy(yp[p] + o, tmp, (g.O - o) * sizeof(float));
+      }
+    }
+  }
+}
+
+// Output-channel vectors [v_begin, v_end) of the n positions xp/yp/sx: blocks
+// of NV vectors, then what is left two vectors and one vector at a time.
+template <int NV, int P>
+static void Forward1x1Channels(const Geometry& g, const float* const* xp, float* const* yp,
+                               const float* sx, int64_t n, const float* wp, int64_t Op,
+                               int64_t v_begin, int64_t v_end) {
+  int64_t v0 = v_begin;
+  for (; v0 + NV <= v_end; v0 += NV)
+    for (int64_t m = 0; m < n; m += P)
+      Forward1x1Tile<NV, P>(g, xp + m, yp + m, sx + m, std::min<int64_t>(P, n - m), wp, Op, v0);
+  if constexpr (NV > 1) Forward1x1Channels<NV / 2, (2 * P < 8 ? 2 * P : 8)>(g, xp, yp, sx, n, wp, Op, v0, v_end);
+}
+
+// Output rows [begin, end) of the flattened (B * OH) rows of a 1x1 layer.
+static void Forward1x1Rows(const Geometry& g, const float* x, const float* wp, int64_t Op,
+                           float* y, int64_t begin, int64_t end, int64_t v_begin,
+                           int64_t v_end) {
+  const int64_t total = (end - begin) * g.OW;
+  const int64_t block = std::min<int64_t>(
+      total, std::max<int64_t>(kForward1x1P, kBlock1x1Bytes / (4 * g.C) / kForward1x1P * kForward1x1P));
+  std::vector<const float*> xp(block);
+  std::vector<float*> yp(block);
+  std::vector<float> sx(block);
+  for (int64_t m0 = 0; m0 < total; m0 += block) {
+    const int64_t n = std::min(block, total - m0);
+    for (int64_t m = 0; m < n; ++m) {
+      const int64_t r = begin + (m0 + m) / g.OW, j = (m0 + m) % g.OW;
+      const int64_t b = r / g.OH, i = r % g.OH;
+      xp[m] = x + ((b * g.H + i * g.s) * g.W + j * g.s) * g.C;
+      yp[m] = y + (r * g.OW + j) * g.O;
+      sx[m] = SumX(xp[m], g.C);
+    }
+    Forward1x1Channels<kForward1x1NV, kForward1x1P>(g, xp.data(), yp.data(), sx.data(), n, wp,
+                                                     Op, v_begin, v_end);
+  }
 }
 
 // ------------------------------------------------------------- input grad
@@ -592,6 +748,7 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   const int64_t nblk = (nvec + kForwardGroupVectors - 1) / kForwardGroupVectors;
   const int64_t v_begin = std::min(nvec, nblk * group / groups * kForwardGroupVectors);
   const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
+  if (g.kh == 1 && g.kw == 1) return Forward1x1Rows(g, x, wp, Op, y, begin, end, v_begin, v_end);
   PaddedRows padded(g);
   for (int64_t r0 = begin; r0 < end;) {
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
@@ -599,8 +756,10 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
     padded.Fill(g, x, b, i0, i1);
     if (nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
       // Rows of 7 or 14 positions (ResNet's last two stages): a 4-wide tile
-      // would compute 8 or 16 of them; 7 x 2 vectors fit the registers too.
-      ForwardBlockChannels<2, 7>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+      // would compute 8 or 16 of them. 7 x 3 vectors fit the registers now
+      // that x is not broadcast into one (min_bcast); on Zen 4 against 7 x 2,
+      // 7x7x512 and 14x14x256 3x3: 0.91-0.94 of the CPU time (kernels_ab).
+      ForwardBlockChannels<3, 7>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec >= 4)
       ForwardBlockChannels<4, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 3)
