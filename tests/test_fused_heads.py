@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from adder_tf import distill
 from adder_tf.distill import losses
+from adder_tf.distill.baseline_losses import hinton_kd
 from adder_tf.models import build_model, tap_names
 from adder_tf.ops import fused
 from adder_tf.ops.moments import standardize
@@ -57,7 +58,7 @@ def _plain_tap(y, z, s_head):
 
 def _plain_loss(trainer, labels, s_logits, s_taps, t_logits, t_taps):
     ce = tf.cast(tf.reduce_mean(losses.cross_entropy(labels, s_logits)), F64)
-    kd = tf.cast(tf.reduce_mean(losses.soft_label_loss(t_logits, s_logits, trainer.temperature)),
+    kd = tf.cast(tf.reduce_mean(hinton_kd(t_logits, s_logits, trainer.temperature)),
                  F64)
     mid = tf.add_n([_plain_tap(s, t, h) for s, t, h in
                     zip(s_taps, t_taps, trainer.student_heads)]) / len(s_taps)
