@@ -15,8 +15,8 @@ they are read and averaged: any model works, functional, Sequential,
 nested or subclassed. Each batch's statistics are thus Keras's own
 (BatchNormalization's moments, in the layer's dtype); this module only
 pools them, in float64, as sums of rows * mean and rows * (variance +
-mean^2) over batches and replicas (it does not use
-`adder_tf.ops.moments.channel_moments`). A frozen BatchNorm (`trainable=False`, which
+mean^2) over batches and replicas (`adder_tf.ops.moments.sum_over_replicas`;
+not `channel_moments`). A frozen BatchNorm (`trainable=False`, which
 normalises with its moving statistics even in training) keeps its
 statistics. Under a `tf.distribute` strategy (one device, Mirrored,
 MultiWorkerMirrored) the replicas' statistics of each global batch are
@@ -43,8 +43,9 @@ from adder_tf import _keras_internals as internals
 from adder_tf.config import DEFAULT_REESTIMATION_STEPS as DEFAULT_STEPS
 from adder_tf.layers.adder import AdderConv2D, mark_reestimated
 from adder_tf.ops import JIT_COMPILE
+from adder_tf.ops.moments import sum_over_replicas
 
-_PASSES = weakref.WeakKeyDictionary()   # model -> (BatchNorm ids, traced replica function)
+_PASSES = weakref.WeakKeyDictionary()   # model -> ((BatchNorm ids, strategy), traced step)
 
 
 def reestimated_layers(model):
@@ -74,7 +75,7 @@ def reestimate(model, data, steps=DEFAULT_STEPS, batch_size=None, strategy=None)
         return 0
     mark_reestimated(internals.flatten_layers(model))   # before its pass is traced
     strategy = strategy or getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
-    replica = _replica_function(model, layers)
+    step = _step_function(model, layers, strategy)
     source = data if isinstance(data, _Source) else _Source(data, batch_size)
     momenta = [layer.momentum for layer in layers]
     others = _other_state(model, layers)
@@ -85,9 +86,7 @@ def reestimate(model, data, steps=DEFAULT_STEPS, batch_size=None, strategy=None)
             layer.momentum = 0.0   # the next training-mode pass leaves its batch's statistics
         batches = strategy.experimental_distribute_dataset(source.dataset.take(steps))
         for batch in batches:
-            sums = strategy.run(replica, args=(batch,))
-            batch_totals = _batch_statistics(
-                [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums])
+            batch_totals = _batch_statistics(step(batch))
             totals = batch_totals if totals is None else [t + b for t, b in zip(totals, batch_totals)]
             used += 1
     finally:
@@ -121,10 +120,11 @@ class _Source:
         self.dataset = self.adapter.get_tf_dataset()
 
 
-def _replica_function(model, layers):
-    """A traced replica function: a batch in -> [rows, rows * mean, rows * (variance +
-    mean^2), ...] per BatchNorm, from the moving statistics a momentum-0 pass leaves."""
-    key = tuple(id(layer) for layer in layers)
+def _step_function(model, layers, strategy):
+    """A traced step: a distributed batch -> [rows, rows * mean, rows * (variance + mean^2),
+    ...] per BatchNorm over the global batch: each replica's, from the moving statistics
+    a momentum-0 pass leaves, summed by `sum_over_replicas`."""
+    key = (tuple(id(layer) for layer in layers), strategy)
     cached = _PASSES.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -139,9 +139,13 @@ def _replica_function(model, layers):
             mean = tf.cast(layer.moving_mean.value, tf.float64)
             variance = tf.cast(layer.moving_variance.value, tf.float64)
             out += [rows * mean, rows * (variance + tf.square(mean))]
-        return out
+        return sum_over_replicas(out)
 
-    function = tf.function(replica, reduce_retracing=True)
+    def step(batch):   # every replica holds the global sums: one replica's copy
+        return [strategy.experimental_local_results(s)[0]
+                for s in strategy.run(replica, args=(batch,))]
+
+    function = tf.function(step, reduce_retracing=True)
     _PASSES[model] = (key, function)
     return function
 

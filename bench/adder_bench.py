@@ -60,7 +60,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -75,7 +74,9 @@ from adder_tf import AdderConv2D  # noqa: E402
 from adder_tf import ops as adder_ops  # noqa: E402
 import imagenet_bench  # noqa: E402
 from bench_common import (_block, cpu_model, interleaved, layer_step,  # noqa: E402,F401
-                          make_train_step, median_time, progress, random_batch)
+                          make_distill_step, make_train_step, median_time, progress,
+                          random_batch)
+from memory_bench import bench_memory, cpu_memory_info  # noqa: E402
 
 # (name, H, W, c_in, c_out, kernel, stride)
 SHAPES = [
@@ -121,28 +122,6 @@ def bench_layers(batches, reps, with_reference):
     return rows
 
 
-def make_distill_step(batch, method="pkkd", jit_compile=False):
-    """One whole distillation step as the trainer runs it: teacher CE step + student
-    step, both optimizers. pkkd: + 18 heads and the feature loss; kd: logits only,
-    so pkkd - kd is what the heads and feature loss cost."""
-    from adder_tf import distill
-    from adder_tf.models import build_model, tap_names
-    from adder_tf.optim import AdderSGD
-    keras.utils.set_random_seed(0)
-    student = build_model("resnet20", "adder", (32, 32, 3), 10)
-    teacher = build_model("resnet20", "conv", (32, 32, 3), 10)
-    if method == "pkkd":
-        pairs = [(n, n) for n in tap_names(student)]
-        trainer = distill.PKKD(teacher, student, taps=pairs, alpha=10.0, beta=10.0)
-    else:
-        trainer = distill.KD(teacher, student, alpha=10.0)
-    opt = AdderSGD(0.01, momentum=0.9, l2=5e-4)
-    trainer.compile(optimizer=opt, teacher_optimizer=AdderSGD(0.01, momentum=0.9, eta=0.0))
-    x, y = random_batch(batch, 32, 10)
-    step = tf.function(trainer.train_step, jit_compile=jit_compile)
-    return lambda: step((x, y))
-
-
 def bench_train_step(batches, reps, with_reference, with_pkkd=False):
     """ANN (and KD, PKKD) steps, each against the CNN step in rounds of its own,
     and PKKD against KD for the heads' share; the plain-TF path, 25-30x slower,
@@ -183,93 +162,6 @@ def bench_train_step(batches, reps, with_reference, with_pkkd=False):
     return rows
 
 
-def _status_mb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024   # kB
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def memory_child(flavour, path, batch, jit_compile=False):
-    """Runs in a fresh process: resident memory the training step adds at its peak.
-
-    Uses the kernel's per-process high-water mark VmHWM (/proc/self/status),
-    reset to the current RSS just before the first step by writing 5 to
-    /proc/self/clear_refs. (ru_maxrss is not used: Linux carries the parent's
-    high-water mark into a child across fork+exec.)
-    """
-    if flavour == "pkkd":
-        run = make_distill_step(batch, "pkkd", jit_compile)
-        trace = lambda: None  # noqa: E731 (traced by the first call)
-        step = lambda x, y: run()  # noqa: E731
-        x = y = None
-    else:
-        step, trace, x, y = make_train_step(flavour, batch, path, jit_compile)
-    before = _status_mb("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        reset = True
-    except OSError:
-        reset = False
-    trace()
-    for _ in range(3):
-        _block(step(x, y))
-    peak = _status_mb("VmHWM")
-    print(json.dumps({"rss_before_mb": round(before, 1), "hwm_reset": reset,
-                      "peak_rss_mb": round(peak, 1),
-                      "step_peak_delta_mb": round(peak - before, 1),
-                      "tf_allocator_mb": _cpu_memory_info_mb()}))
-
-
-def bench_memory(batch, with_reference, configs=None):
-    if configs is None:
-        configs = [("conv", "auto", "cnn"), ("adder", "fast", "ann_fast")]
-        if with_reference:
-            configs.append(("adder", "reference", "ann_reference"))
-    out = {"batch": batch, "method": "peak RSS (VmHWM, reset just before the first step) "
-           "over trace + 3 training steps, minus RSS before the first step; model, "
-           "optimizer and batch already built; fresh subprocess per configuration "
-           "(with jit_compile=True this includes XLA's compiler). tf_allocator_mb: "
-           "tf.config.experimental.get_memory_info('CPU:0') after the steps: TF's "
-           "allocator, which XLA's buffers also come from, peak since process start"}
-    for config in configs:
-        flavour, path, key = config[:3]
-        jit = config[3] if len(config) > 3 else False
-        res = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory_child",
-                              flavour, path, str(batch), str(int(jit))],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            errors = [ln for ln in res.stderr.splitlines() if "Error" in ln or "Killed" in ln]
-            out[key] = {"error": errors[-3:], "returncode": res.returncode}
-            continue
-        out[key] = json.loads(res.stdout.strip().splitlines()[-1])
-        progress(key, out[key])
-    for key in [c[2] for c in configs if c[2] != "cnn"]:
-        try:
-            out[f"{key}_over_cnn"] = round(out[key]["step_peak_delta_mb"]
-                                           / out["cnn"]["step_peak_delta_mb"], 3)
-        except (KeyError, TypeError, ZeroDivisionError):
-            pass
-    return out
-
-
-def _cpu_memory_info_mb():
-    """TF's own allocator statistics for CPU:0 in MB (peak since process start)."""
-    info = _cpu_memory_info()
-    if isinstance(info, dict):
-        return {k: round(v / 2 ** 20, 1) for k, v in info.items()}
-    return info
-
-
-def _cpu_memory_info():
-    try:
-        return tf.config.experimental.get_memory_info("CPU:0")
-    except Exception as e:  # noqa: BLE001 - recorded, not fatal
-        return f"{type(e).__name__}: {e}"
-
-
 def bench_xla(batch, reps, with_memory=True):
     """ANN and PKKD steps with and without XLA, each pair side by side in rounds of
     its own. (With the CNN step in the same rounds, the CNN step that followed the
@@ -300,7 +192,7 @@ def bench_xla(batch, reps, with_memory=True):
         out["memory"] = bench_memory(batch, False, [
             ("conv", "auto", "cnn"), ("adder", "fast", "ann"), ("adder", "auto", "ann_xla", True),
             ("pkkd", "fast", "pkkd"), ("pkkd", "auto", "pkkd_xla", True)])
-        out["memory"]["get_memory_info_cpu"] = str(_cpu_memory_info())
+        out["memory"]["get_memory_info_cpu"] = str(cpu_memory_info())
     return out
 
 
@@ -324,7 +216,6 @@ def main():
                    help="with --imagenet: image size of the ResNet-18 training step")
     p.add_argument("--smoke", action="store_true",
                    help="with --imagenet: every section at tiny batches, one round each")
-    p.add_argument("--_memory_child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.smoke and not a.imagenet:
         p.error("--smoke goes with --imagenet")
@@ -332,10 +223,6 @@ def main():
         p.error(f"--reps must be at least 1, got {a.reps}")
     if not a.budget_minutes > 0:
         p.error(f"--budget_minutes must be positive, got {a.budget_minutes}")
-    if a._memory_child:
-        flavour, path, batch, *jit = a._memory_child
-        memory_child(flavour, path, int(batch), bool(int(jit[0])) if jit else False)
-        return
 
     reps = a.reps or (5 if a.quick else 15)
     layer_reps = a.reps or (15 if a.quick else 31)     # milliseconds each: cheap

@@ -130,6 +130,28 @@ def make_train_step(flavour, batch, path, jit_compile=False, arch="resnet20", si
     return step, trace, x, y
 
 
+def make_distill_step(batch, method="pkkd", jit_compile=False):
+    """One whole distillation step as the trainer runs it: teacher CE step + student
+    step, both optimizers. pkkd: + 18 heads and the feature loss; kd: logits only,
+    so pkkd - kd is what the heads and feature loss cost."""
+    from adder_tf import distill
+    from adder_tf.models import build_model, tap_names
+    from adder_tf.optim import AdderSGD
+    keras.utils.set_random_seed(0)
+    student = build_model("resnet20", "adder", (32, 32, 3), 10)
+    teacher = build_model("resnet20", "conv", (32, 32, 3), 10)
+    if method == "pkkd":
+        pairs = [(n, n) for n in tap_names(student)]
+        trainer = distill.PKKD(teacher, student, taps=pairs, alpha=10.0, beta=10.0)
+    else:
+        trainer = distill.KD(teacher, student, alpha=10.0)
+    opt = AdderSGD(0.01, momentum=0.9, l2=5e-4)
+    trainer.compile(optimizer=opt, teacher_optimizer=AdderSGD(0.01, momentum=0.9, eta=0.0))
+    x, y = random_batch(batch, 32, 10)
+    step = tf.function(trainer.train_step, jit_compile=jit_compile)
+    return lambda: step((x, y))
+
+
 def random_batch(batch, size, classes):
     """Fixed random images (batch, size, size, 3) and integer labels below `classes`."""
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""Hinton KD and NST against values computed by hand with numpy."""
+"""Hinton KD and NST against values computed by hand with numpy; their loss terms as
+Keras distillation losses."""
 import numpy as np
 import tensorflow as tf
 
@@ -64,44 +65,79 @@ def test_no_gradient_reaches_the_teacher():
     assert tape.gradient(loss, s) is not None
 
 
-def test_keras_distillation_interface():
+def _kd_numpy(t, s, temperature):
+    p, q = _softmax(t / temperature), _softmax(s / temperature)
+    return (p * (np.log(p) - np.log(q))).sum(-1) * temperature ** 2
+
+
+def test_kd_and_nst_terms_are_keras_distillation_losses():
     import keras
-    from adder_tf.distill import baseline_losses as bl
-    if not hasattr(bl, "KDLoss"):
-        import pytest
-        pytest.skip("this Keras has no keras.distillation")
-    assert isinstance(bl.KDLoss(), keras.distillation.DistillationLoss)
+    from adder_tf.distill.terms import SelectivityTransfer, SoftLabels
+    assert isinstance(SoftLabels(), keras.distillation.DistillationLoss)
     rng = np.random.default_rng(4)
-    t, s = tf.constant(rng.normal(size=(3, 5))), tf.constant(rng.normal(size=(3, 5)))
-    kd = bl.KDLoss(temperature=4.0)
-    np.testing.assert_allclose(kd.compute_loss(t, s), np.mean(hinton_kd(t, s, 4.0)), rtol=1e-7)
-    assert bl.KDLoss.from_config(kd.get_config()).temperature == 4.0
-    ft, fs = tf.constant(rng.normal(size=(2, 4, 4, 3))), tf.constant(rng.normal(size=(2, 2, 2, 3)))
-    nst = bl.NSTLoss("a", "b")
-    np.testing.assert_allclose(nst.compute_loss([ft], [fs]), np.mean(nst_pair(ft, fs)), rtol=1e-7)
-    np.testing.assert_allclose(nst.compute_loss(ft, fs), np.mean(nst_pair(ft, fs)), rtol=1e-7)
-    assert bl.NSTLoss.from_config(nst.get_config()).student_layer_name == "b"
+    t, s = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    kd = SoftLabels(temperature=4.0)
+    np.testing.assert_allclose(kd.compute_loss(tf.constant(t), tf.constant(s)),
+                               _kd_numpy(t, s, 4.0).mean(), rtol=1e-7)
+    w = np.array([0.0, 1.0, 3.0])      # Keras's "sum_over_batch_size": sum(w * loss) / batch
+    np.testing.assert_allclose(kd.compute_loss(tf.constant(t), tf.constant(s), sample_weight=w),
+                               (w * _kd_numpy(t, s, 4.0)).sum() / 3, rtol=1e-7)
+    ft, fs = rng.normal(size=(2, 4, 4, 3)), rng.normal(size=(2, 2, 2, 3))
+    pooled = ft.reshape(2, 2, 2, 2, 2, 3).mean(axis=(2, 4))
+    nst = SelectivityTransfer(teacher_layer_name="a", student_layer_name="b")
+    for teacher, student in (([tf.constant(ft)], [tf.constant(fs)]), (tf.constant(ft), tf.constant(fs))):
+        np.testing.assert_allclose(nst.compute_loss(teacher, student),
+                                   _nst_numpy(pooled, fs).mean(), rtol=1e-7)
+    for term in (kd, nst):   # Keras's Distiller saves its losses by their config
+        again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
+        assert type(again) is type(term) and again.get_config() == term.get_config()
+    assert again.student_layer_name == "b"
 
 
-def test_kd_loss_trains_a_student_in_keras_distiller():
+def test_terms_check_their_arguments_when_built():
+    import pytest
+    from adder_tf.distill.terms import KernelFeatures, SelectivityTransfer, SoftLabels
+    with pytest.raises(ValueError, match="alpha must be a number >= 0, got -1"):
+        SoftLabels(-1)
+    with pytest.raises(ValueError, match="temperature must be a number > 0, got 0"):
+        SoftLabels(1.0, temperature=0)
+    with pytest.raises(ValueError, match="beta must be a number >= 0, got nan"):
+        SelectivityTransfer(float("nan"))
+    with pytest.raises(ValueError, match="feature_norm must be one of .*, got 'l2'"):
+        KernelFeatures(1.0, feature_norm="l2")
+
+
+def _net(name):
     import keras
-    from adder_tf.distill import baseline_losses as bl
-    if not hasattr(bl, "KDLoss"):
-        import pytest
-        pytest.skip("this Keras has no keras.distillation")
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x), name=name)
 
-    def net(name):
-        inputs = keras.Input((6, 6, 2))
-        x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
-        x = keras.layers.Flatten()(x)
-        return keras.Model(inputs, keras.layers.Dense(3)(x), name=name)
-    teacher, student = net("teacher"), net("student")
+
+def test_kd_and_nst_terms_train_a_student_in_keras_distiller():
+    import keras
+    from adder_tf.distill.terms import SelectivityTransfer, SoftLabels
+    teacher, student = _net("teacher"), _net("student")
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=student,
-        distillation_losses=[bl.KDLoss(2.0), bl.NSTLoss("conv", "conv")],
+        distillation_losses=[SoftLabels(temperature=2.0),
+                             SelectivityTransfer(teacher_layer_name="conv",
+                                                 student_layer_name="conv")],
         distillation_loss_weights=[1.0, 1.0], student_loss_weight=0.5)
     distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(8, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 8)
+    before = student.get_layer("conv").get_weights()[0].copy()
     history = distiller.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
+    assert not np.allclose(student.get_layer("conv").get_weights()[0], before)
+
+
+def test_keras_distiller_refuses_the_kernel_feature_term():
+    import keras
+    import pytest
+    from adder_tf.distill.terms import KernelFeatures
+    with pytest.raises(ValueError, match="KernelFeatures trains alignment heads.*adder_tf.distill.PKKD"):
+        keras.distillation.Distiller(teacher=_net("teacher"), student=_net("student"),
+                                     distillation_losses=[KernelFeatures(1.0)])

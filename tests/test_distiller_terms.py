@@ -32,8 +32,8 @@ class LogitMatching(LossTerm):
     """A method of one's own: the mean squared difference of the logits."""
     name = "match"
 
-    def compute_loss(self, teacher_outputs, student_outputs, sample_weight=None):
-        diff = student_outputs[0] - tf.stop_gradient(teacher_outputs[0])
+    def compute_loss(self, teacher_logits, student_logits, sample_weight=None, **kwargs):
+        diff = student_logits - tf.stop_gradient(teacher_logits)
         return tf.reduce_mean(tf.square(diff))
 
 

@@ -5,6 +5,7 @@ import pytest
 
 import adder_tf
 from adder_tf.distill.shares import gradient_shares
+from adder_tf.optim import AdderSGD
 
 
 def kd(alpha):
@@ -15,7 +16,9 @@ def kd(alpha):
     x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv1")(x)
     x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn1")(x))
     teacher = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
-    return adder_tf.distill.KD(teacher, adder_tf.to_adder(teacher), alpha=alpha)
+    trainer = adder_tf.distill.KD(teacher, adder_tf.to_adder(teacher), alpha=alpha)
+    trainer.compile(optimizer=AdderSGD(0.1), teacher_optimizer="sgd")   # as fit finds it
+    return trainer
 
 
 def test_shares_follow_the_weights_and_sum_to_one():

@@ -59,10 +59,12 @@ def kernel_tap_correlations(seed=0):
     """Per tap of a ResNet-8 pair on random images: corr(kernel output, raw tap), both sides."""
     from adder_tf import distill
     from adder_tf.models import build_model, tap_names
+    from adder_tf.optim import AdderSGD
     keras.utils.set_random_seed(seed)
     student = build_model("resnet8", "adder", (16, 16, 3), 10)
     teacher = build_model("resnet8", "conv", (16, 16, 3), 10)
     pkkd = distill.PKKD(teacher, student, taps=[(n, n) for n in tap_names(student)])
+    pkkd.compile(optimizer=AdderSGD(0.1), teacher_optimizer="sgd")   # as a step finds it
     images = np.random.default_rng(seed).random((32, 16, 16, 3)).astype("float32")
     _, s_taps, _, t_taps = pkkd.tap_outputs(images, training=True)
     student_side = [_corr(h.kernel_transform(z), z) for h, z in zip(pkkd.student_heads, s_taps)]

@@ -5,13 +5,16 @@ import numpy as np
 from adder_tf import distill
 from adder_tf.distill.health import dead_taps, feature_health
 from adder_tf.models import build_model, tap_names
+from adder_tf.optim import AdderSGD
 
 
 def _pkkd(seed=0):
     keras.utils.set_random_seed(seed)
     student = build_model("resnet8", "adder", (8, 8, 1), 10)
     teacher = build_model("resnet8", "conv", (8, 8, 1), 10)
-    return distill.PKKD(teacher, student, taps=[(n, n) for n in tap_names(student)])
+    pkkd = distill.PKKD(teacher, student, taps=[(n, n) for n in tap_names(student)])
+    pkkd.compile(optimizer=AdderSGD(0.1), teacher_optimizer="sgd")   # as fit's probe finds it
+    return pkkd
 
 
 def _images(n=64, seed=0):

@@ -49,7 +49,8 @@ def test_eta_zero_is_plain_sgd():
 
 
 def test_mirrored_two_replicas_match_one_device():
-    """Same global batch on 1 and 2 logical CPUs: same weights after PKKD steps."""
+    """Same global batch on 1 and 2 logical CPUs: same weights after PKKD steps, and the
+    statistics of the whole data re-estimated where each replica sees half of each batch."""
     out = subprocess.run([sys.executable, os.path.join(HERE, "replica_check.py")],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -58,3 +59,5 @@ def test_mirrored_two_replicas_match_one_device():
     assert report["max_abs_diff_student"] < 1e-9, report
     assert report["max_abs_diff_teacher"] < 1e-9, report
     assert report["weights_moved"] > 1e-3, report
+    one, two = report["bn_statistics_error"]   # a replica alone: 5e-2
+    assert two < 1e-3 and abs(two - one) < 1e-9, report

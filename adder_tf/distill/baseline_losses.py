@@ -1,8 +1,9 @@
 """The baselines of the paper's tables: Hinton KD and Neuron Selectivity Transfer.
 
-Both return one value per example, like `adder_tf.distill.losses`, so the
-trainer averages them over the global batch. Teacher inputs are held
-constant (stop_gradient) here as well, whatever the caller does.
+Both return one value per example; the loss terms `SoftLabels` and
+`SelectivityTransfer` (`adder_tf.distill.terms`, Keras distillation losses)
+average them over the batch. Teacher inputs are held constant
+(stop_gradient) here as well, whatever the caller does.
 """
 import tensorflow as tf
 
@@ -57,64 +58,3 @@ def nst_loss(teacher_features, student_features):
     pairs = [nst_pair(t, s) for t, s in zip(teacher_features, student_features)]
     return tf.add_n(pairs) / float(len(pairs))
 
-
-# The same losses under Keras's own distillation interface
-# (`keras.distillation.DistillationLoss.compute_loss(teacher_outputs,
-# student_outputs)`), usable with `keras.distillation.Distiller`. Keras wants a
-# scalar there (the mean over this replica's batch); our trainer calls
-# `per_example` and averages over the global batch itself.
-try:
-    from keras.distillation import DistillationLoss as _KerasDistillationLoss
-except ImportError:  # Keras before 3.12 has no keras.distillation
-    _KerasDistillationLoss = None
-
-if _KerasDistillationLoss is not None:
-
-    class KDLoss(_KerasDistillationLoss):
-        """Hinton KD (see `hinton_kd`) as a `keras.distillation.DistillationLoss`."""
-
-        def __init__(self, temperature=1.0):
-            if not float(temperature) > 0:
-                raise ValueError(f"temperature must be positive, got {temperature}")
-            self.temperature = float(temperature)
-
-        def per_example(self, teacher_outputs, student_outputs):
-            return hinton_kd(teacher_outputs, student_outputs, self.temperature)
-
-        def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
-            return tf.reduce_mean(self.per_example(teacher_outputs, student_outputs))
-
-        def get_config(self):
-            return {"temperature": self.temperature}
-
-        @classmethod
-        def from_config(cls, config):
-            return cls(**config)
-
-    class NSTLoss(_KerasDistillationLoss):
-        """Neuron Selectivity Transfer (see `nst_loss`) as a `keras.distillation.DistillationLoss`.
-
-        Outputs are one NHWC map or aligned lists of them. The layer names
-        follow `keras.distillation.FeatureDistillation`: with them,
-        `Distiller` hands this loss those layers' outputs.
-        """
-
-        def __init__(self, teacher_layer_name=None, student_layer_name=None):
-            self.teacher_layer_name = teacher_layer_name
-            self.student_layer_name = student_layer_name
-
-        def per_example(self, teacher_outputs, student_outputs):
-            if not isinstance(teacher_outputs, (list, tuple)):
-                teacher_outputs, student_outputs = [teacher_outputs], [student_outputs]
-            return nst_loss(list(teacher_outputs), list(student_outputs))
-
-        def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
-            return tf.reduce_mean(self.per_example(teacher_outputs, student_outputs))
-
-        def get_config(self):
-            return {"teacher_layer_name": self.teacher_layer_name,
-                    "student_layer_name": self.student_layer_name}
-
-        @classmethod
-        def from_config(cls, config):
-            return cls(**config)

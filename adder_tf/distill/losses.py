@@ -37,17 +37,11 @@ the gradient is the same and the logged value is 0 when the two agree.
 """
 import tensorflow as tf
 
-from adder_tf.distill.baseline_losses import hinton_kd
 from adder_tf.ops.moments import channel_moments, global_mean, regularized_variance
 
 
 def cross_entropy(labels, logits):
     return tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-
-
-def soft_label_loss(teacher_logits, student_logits, temperature=1.0):
-    """The alpha term of L_blend: Hinton KD with the T^2 factor."""
-    return hinton_kd(teacher_logits, student_logits, temperature)
 
 
 def mean_over_batch(per_example, sample_weight=None):

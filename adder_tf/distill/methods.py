@@ -16,33 +16,15 @@ checked at construction and a wrong one is named in the error. A distiller
 saves and loads as a whole (`pkkd.save("run.keras")`, `keras.saving.load_model`),
 both networks, heads and both optimizers' states, to go on training.
 
-Each class lists its loss terms (`adder_tf.distill.terms`) and keeps its
-arguments for its config; the step is `DistillationTrainer`'s. compile
-takes jit_compile=False by default, as AdderModel does.
+Each class lists its loss terms (`adder_tf.distill.terms`, which check the
+arguments) and keeps its arguments for its config; the step is
+`DistillationTrainer`'s. compile takes jit_compile=False by default, as
+AdderModel does.
 """
 import keras
 
-from adder_tf.config import FEATURE_LOSSES, FEATURE_NORMS, LAPLACE_WIDTHS
 from adder_tf.distill.terms import KernelFeatures, SelectivityTransfer, SoftLabels
 from adder_tf.distill.trainer import DistillationTrainer
-
-
-def _validate_weight(name, value):
-    if not isinstance(value, (int, float)) or value < 0 or value != value:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def _validate_temperature(value):
-    if not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"temperature must be a number > 0, got {value!r}")
-    return float(value)
-
-
-def _validate_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
 
 
 class _Serializable:
@@ -60,8 +42,8 @@ class _Serializable:
                            else getattr(self, arg))
         return config
 
-    def _keep(self, args):
-        """The validated arguments, as attributes (what get_config reads)."""
+    def _keep(self, **args):
+        """The arguments as the terms validated them, as attributes (what get_config reads)."""
         for name, value in args.items():
             setattr(self, name, value)
 
@@ -103,17 +85,13 @@ class PKKD(_Serializable, DistillationTrainer):
     def __init__(self, teacher, student, *, taps=None, alpha=1.0, beta=1.0, temperature=1.0,
                  feature_loss="kernel_conv1x1", feature_norm="standardize", progressive=True,
                  laplace_width="spread", **kwargs):
-        args = dict(alpha=_validate_weight("alpha", alpha), beta=_validate_weight("beta", beta),
-                    temperature=_validate_temperature(temperature),
-                    feature_loss=_validate_choice("feature_loss", feature_loss, FEATURE_LOSSES),
-                    feature_norm=_validate_choice("feature_norm", feature_norm, FEATURE_NORMS),
-                    laplace_width=_validate_choice("laplace_width", laplace_width, LAPLACE_WIDTHS))
-        terms = [SoftLabels(args["alpha"], args["temperature"]),
-                 KernelFeatures(args["beta"], args["feature_loss"], args["feature_norm"],
-                                args["laplace_width"])]
-        super().__init__(student, teacher, terms=terms, taps=taps, progressive=progressive,
-                         **kwargs)
-        self._keep(args)
+        soft = SoftLabels(alpha, temperature)
+        features = KernelFeatures(beta, feature_loss, feature_norm, laplace_width)
+        super().__init__(student, teacher, terms=[soft, features], taps=taps,
+                         progressive=progressive, **kwargs)
+        self._keep(alpha=soft.weight, temperature=soft.temperature, beta=features.weight,
+                   feature_loss=features.feature_loss, feature_norm=features.feature_norm,
+                   laplace_width=features.laplace_width)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -124,11 +102,9 @@ class KD(_Serializable, DistillationTrainer):
     _ARGS = ("alpha", "temperature", "progressive")
 
     def __init__(self, teacher, student, *, alpha=1.0, temperature=1.0, progressive=True, **kwargs):
-        args = dict(alpha=_validate_weight("alpha", alpha),
-                    temperature=_validate_temperature(temperature))
-        super().__init__(student, teacher, terms=[SoftLabels(args["alpha"], args["temperature"])],
-                         progressive=progressive, **kwargs)
-        self._keep(args)
+        soft = SoftLabels(alpha, temperature)
+        super().__init__(student, teacher, terms=[soft], progressive=progressive, **kwargs)
+        self._keep(alpha=soft.weight, temperature=soft.temperature)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")
@@ -142,10 +118,10 @@ class NST(_Serializable, DistillationTrainer):
     _ARGS = ("taps", "beta", "progressive")
 
     def __init__(self, teacher, student, *, taps=None, beta=1.0, progressive=True, **kwargs):
-        beta = _validate_weight("beta", beta)
-        super().__init__(student, teacher, terms=[SelectivityTransfer(beta)], taps=taps,
-                         progressive=progressive, **kwargs)
-        self._keep({"beta": beta})
+        nst = SelectivityTransfer(beta)
+        super().__init__(student, teacher, terms=[nst], taps=taps, progressive=progressive,
+                         **kwargs)
+        self._keep(beta=nst.weight)
 
 
 @keras.saving.register_keras_serializable(package="adder_tf")

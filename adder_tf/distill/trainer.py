@@ -101,6 +101,7 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
         for term in self.terms:
             term.build(self._views.student.outputs[1:],
                        self._views.teacher.outputs[1:] if teacher is not None else [])
+            term.validate_model_compatibility(teacher, student)
         self.student_heads = [h for t in self.terms for h in t.student_heads]
         self.teacher_heads = [h for t in self.terms for h in t.teacher_heads]
         self.teacher_optimizer = None
@@ -219,9 +220,11 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
         """
         terms = {"ce": losses.mean_over_batch(losses.cross_entropy(labels, s_logits),
                                               sample_weight)}
-        teacher_outputs, student_outputs = [t_logits, *t_taps], [s_logits, *s_taps]
-        for term in self.terms:
-            terms[term.name] = term.compute_loss(teacher_outputs, student_outputs, sample_weight)
+        for term in self.terms:   # as Keras's Distiller: the logits, or the tapped layers' outputs
+            teacher_outputs, student_outputs = ((t_taps, s_taps) if term.uses_taps
+                                                else (t_logits, s_logits))
+            terms[term.name] = term.compute_loss(teacher_outputs, student_outputs,
+                                                 sample_weight=sample_weight)
         total = losses.weighted(terms["ce"], [(t.weight, terms[t.name]) for t in self.terms],
                                 divide=not any(t.undivided for t in self.terms))
         return total, terms
