@@ -15,7 +15,7 @@ they are read and averaged: any model works, functional, Sequential,
 nested or subclassed. Each batch's statistics are thus Keras's own
 (BatchNormalization's moments, in the layer's dtype); this module only
 pools them, in float64, as sums of rows * mean and rows * (variance +
-mean^2) over batches and replicas (`adder_tf.ops.moments.sum_over_replicas`;
+mean^2) over batches and replicas (`adder_tf.strategy.sum_over_replicas`;
 not `channel_moments`). A frozen BatchNorm (`trainable=False`, which
 normalises with its moving statistics even in training) keeps its
 statistics. Under a `tf.distribute` strategy (one device, Mirrored,
@@ -43,7 +43,7 @@ from adder_tf import _keras_internals as internals
 from adder_tf.config import DEFAULT_REESTIMATION_STEPS as DEFAULT_STEPS
 from adder_tf.layers.adder import AdderConv2D, mark_reestimated
 from adder_tf.ops import JIT_COMPILE
-from adder_tf.ops.moments import sum_over_replicas
+from adder_tf.strategy import sum_over_replicas
 
 _PASSES = weakref.WeakKeyDictionary()   # model -> ((BatchNorm ids, strategy), traced step)
 

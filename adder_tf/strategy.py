@@ -1,4 +1,9 @@
-"""Which tf.distribute strategy a run uses, and whether this process is the chief."""
+"""Which tf.distribute strategy a run uses, whether this process is the chief, and where replicas meet.
+
+`sum_over_replicas` is the library's one all-reduce: the moments of a
+distillation step, BatchNorm re-estimation's pooled statistics and the
+workers' agreement on where to resume or stop all sum through it.
+"""
 import json
 import os
 import socket
@@ -108,6 +113,14 @@ def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+def sum_over_replicas(values):
+    """`values` (a tensor or a nest of them) summed over every replica in sync."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
+    return values
+
+
 def gather_over_replicas(strategy, value):
     """`value` (a number) from every replica of `strategy`, as a list, through one all-reduce.
 
@@ -116,11 +129,14 @@ def gather_over_replicas(strategy, value):
     """
     n = strategy.num_replicas_in_sync
 
-    def one_hot(ctx):
-        return tf.one_hot(ctx.replica_id_in_sync_group, n, on_value=float(value), dtype=tf.float32)
+    @tf.function
+    def gather():
+        ctx = tf.distribute.get_replica_context()
+        return sum_over_replicas(tf.one_hot(ctx.replica_id_in_sync_group, n,
+                                            on_value=float(value), dtype=tf.float32))
 
-    per_replica = strategy.experimental_distribute_values_from_function(one_hot)
-    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy().tolist()
+    summed = strategy.experimental_local_results(strategy.run(gather))
+    return summed[0].numpy().tolist()
 
 
 class WorkerLost(RuntimeError):

@@ -11,25 +11,17 @@ E[x^2] - E[x]^2 from float32 sums would cancel the variance away. On the
 compiled CPU path they come from one fused pass (`adder_tf.ops.fused`),
 elsewhere from plain TF ops; both have gradients.
 
-`sum_over_replicas` is the one place where partial sums of replicas meet
-(an all-reduce in a replica context with several replicas, nothing
-otherwise).
+Partial sums of replicas meet in `adder_tf.strategy.sum_over_replicas`,
+the library's one all-reduce.
 """
 from typing import NamedTuple, Optional
 
 import tensorflow as tf
 
 from adder_tf.ops import fused
+from adder_tf.strategy import sum_over_replicas
 
 RELATIVE_EPSILON = 1e-8
-
-
-def sum_over_replicas(values):
-    """`values` (a tensor or a nest of them) summed over every replica in sync."""
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
-    return values
 
 
 def global_mean(z, axes):
