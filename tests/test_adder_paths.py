@@ -128,6 +128,16 @@ CASES = [
     (1, 7, 7, 256, 1024, 1, 1, "same"),    # batch 1, stage 4
     (1, 14, 14, 512, 96, 1, 2, "same"),    # a stride-2 projection
     (2, 14, 14, 2048, 20, 1, 1, "same"),   # x blocks of 60 positions at c_in 2048
+    # The input gradient's 8-position tiles, every other position's w - x on
+    # the FMA pipes where the CPU has them: an odd-sized last tile.
+    (1, 5, 9, 17, 33, 1, 1, "same"),    # a full tile and a one-position one, odd channels
+    (2, 6, 15, 33, 19, 1, 2, "same"),   # stride 2: 8 and 7 input columns per residue
+    (1, 3, 13, 40, 2048, 1, 1, "same"),  # large c_out: 2048 taps a tile
+    (1, 11, 11, 24, 40, 3, 2, "same"),  # 3x3 stride 2: 6 and 5 input columns per residue
+    # The forward's blocks of several whole images (weights over 256 KB):
+    (5, 7, 7, 128, 128, 3, 1, "same"),  # 4 + 1 images, 7 x 3 tiles plus 2 single vectors
+    (3, 9, 9, 64, 272, 3, 2, "same"),   # stride 2, 4-vector blocks plus a rest
+    (1, 7, 7, 128, 160, 3, 1, "same"),  # batch 1: one image a block
 ]
 
 

@@ -8,7 +8,7 @@
 // "fwd": forward only. Besides wall-clock rates it prints the median ratio of
 // the threads' CPU time (cpu new/old), which a busy machine's preemptions
 // (other processes on the same cores) disturb less than wall-clock time, and
-// the rates per thread-CPU second times the threads (what the threads would
+// the rates per thread-CPU second times the threads (old, new; forward and input gradient) (what the threads would
 // do if they had their cores to themselves, caches and memory shared aside).
 // The ResNet-50 1x1 shapes are all listed (stage by stage, the stride-2
 // projections included); batch 1 and 32 are what bench/imagenet_bench.py
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     const int calls = std::max(1, (int)(2e9 / terms));
     // The forward's work units as the op splits them: (channel group, row), group-major.
     const int64_t g_groups = adder_tf::ForwardChannelGroups(g, threads), go_groups = adder_old::ForwardChannelGroups(go, threads);
-    std::vector<double> rf, rb, fn, fo, bn, bo, rc, rcb, fco, fcn;
+    std::vector<double> rf, rb, fn, fo, bn, bo, rc, rcb, fco, fcn, bco, bcn;
     for (int r = 0; r < rounds; ++r) {
       double ca, cc, cd = 1, cf = 1, d = 1, f = 1;
       double a = Secs(threads, B*OH*go_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_old::ForwardRows(go, x.p, wpo.p, Op, y2.p, r0, r1, q, go_groups); }); }, calls, &ca);
@@ -82,13 +82,14 @@ int main(int argc, char** argv) {
       }
       rf.push_back(c/a); rb.push_back(f/d); fo.push_back(terms/a/1e9); fn.push_back(terms/c/1e9); bo.push_back(terms/d/1e9); bn.push_back(terms/f/1e9);
       rc.push_back(cc/ca); rcb.push_back(cf/cd); fco.push_back(terms*threads/ca/1e9); fcn.push_back(terms*threads/cc/1e9);
+      bco.push_back(terms*threads/cd/1e9); bcn.push_back(terms*threads/cf/1e9);
     }
     double maxdiff = 0; for (size_t i = 0; i < ny; ++i) maxdiff = std::max(maxdiff, (double)std::abs(y.p[i]-y2.p[i]));
     double maxdx = 0; for (size_t i = 0; i < nx; ++i) maxdx = std::max(maxdx, (double)std::abs(dx.p[i]-dx2.p[i]));
     if (fwd_only)
       std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | per CPU second x threads: old %6.1f new %6.1f | max|dy| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(fco), med(fcn), maxdiff);
     else
-      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | igrad old %6.1f new %6.1f (%.3f, cpu %.3f) | max|dy| %.1e max|dx| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(bo), med(bn), med(rb), med(rcb), maxdiff, maxdx);
+      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | igrad old %6.1f new %6.1f (%.3f, cpu %.3f) | per CPU second x threads: fwd %6.1f %6.1f igrad %6.1f %6.1f | max|dy| %.1e max|dx| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(bo), med(bn), med(rb), med(rcb), med(fco), med(fcn), med(bco), med(bcn), maxdiff, maxdx);
     std::fflush(stdout);
   }
 }

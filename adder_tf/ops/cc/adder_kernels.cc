@@ -169,6 +169,20 @@ static inline vf clip1(vf d, vf one, vf mone) {
 #endif
 }
 
+// w - x (as w + (-x)) in the input gradient's inner loop, whose three ops a
+// term are this sum, a clip and an FMA. Where the sum and the clip share the
+// add pipes and the FMA has pipes of its own (Zen 4 running the Zen 3 tuning
+// of GCC 12, clip as one vrangeps: 2 + 1 ops a term), every other position's
+// sum is issued as fma(w, 1, -x) on the FMA pipes (1.5 + 1.5): the same
+// rounding as the plain add.
+static inline vf grad_diff(vf w, vf nx, bool odd) {
+#if defined(ADDER_TF_ACC_ON_FMA) && !defined(ADDER_TF_ADD_ON_FMA)
+  if (odd) return (vf)_mm512_fmadd_ps((__m512)w, _mm512_set1_ps(1.0f), (__m512)nx);
+#endif
+  (void)odd;
+  return add_on_fma(w, nx);
+}
+
 // Register tiles. With 32 vector registers (AVX-512) the tiles can be wider.
 #if defined(__AVX512F__)
 constexpr int FWD_P_SMALL = 8;  // positions per tile when NV <= 2
@@ -205,6 +219,10 @@ constexpr int64_t kFixedSlack = kFixedP * kFixedCS;
 // gradient) per block of rows: they stay in cache while each channel block's
 // weights are read once per block instead of once per row.
 constexpr int64_t kBlockBytes = 256 << 10;
+// Several whole images a forward block (see ForwardRows): padded rows within
+// kMultiImageBytes (Zen 4's L2 is 1 MB a core), at most kMultiImages images.
+constexpr int64_t kMultiImageBytes = 512 << 10;
+constexpr int64_t kMultiImages = 4;
 struct PaddedRows {
   int64_t width;  // floats per padded row: ((OW - 1) * s + kw) * C
   int64_t block;  // output rows per block
@@ -558,7 +576,7 @@ __attribute__((always_inline)) static inline void ClipDotTaps(const float* wk, i
     const vf wv = *reinterpret_cast<const vf*>(wk + k * Cp);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const vf d = clip1(add_on_fma(wv, xr[p]), one, mone);
+      const vf d = clip1(grad_diff(wv, xr[p], p % 2 == 1), one, mone);
       acc[p] += d * bcast(dp[p][k]);
     }
   }
@@ -741,6 +759,41 @@ int64_t ForwardChannelGroups(const Geometry& g, int threads) {
   return std::min<int64_t>(groups, (4 * threads + g.B * g.OH - 1) / (g.B * g.OH));
 }
 
+namespace {
+// Rows [begin, end) in blocks of up to `images` whole images (a partial
+// image at either end of the range is a block of its own), each channel
+// block of NV vectors over all the block's images in turn, as
+// ForwardBlockChannels does for one.
+template <int NV, int P>
+void ForwardImages(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
+                   int64_t begin, int64_t end, int64_t v_begin, int64_t v_end, int64_t images) {
+  std::vector<PaddedRows> pads;
+  pads.reserve(images);
+  for (int64_t k = 0; k < images; ++k) pads.emplace_back(g);
+  struct Part { int64_t b, i0, i1; };
+  std::vector<Part> parts;
+  for (int64_t r0 = begin; r0 < end;) {
+    parts.clear();
+    do {
+      const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
+      const int64_t i1 = std::min<int64_t>({g.OH, i0 + pads[0].block, i0 + end - r0});
+      pads[parts.size()].Fill(g, x, b, i0, i1);
+      parts.push_back({b, i0, i1});
+      r0 += i1 - i0;
+    } while (r0 < end && (int64_t)parts.size() < images && parts.back().i0 == 0 &&
+             parts.back().i1 == g.OH && r0 % g.OH == 0 && end - r0 >= g.OH);
+    int64_t v0 = v_begin;
+    for (; v0 + NV <= v_end; v0 += NV)
+      for (size_t k = 0; k < parts.size(); ++k)
+        ForwardBlock<NV, P>(g, pads[k], wp, Op, y, parts[k].b, parts[k].i0, parts[k].i1, v0);
+    for (; v0 < v_end; ++v0)
+      for (size_t k = 0; k < parts.size(); ++k)
+        ForwardBlock<1, FWD_P_SMALL>(g, pads[k], wp, Op, y, parts[k].b, parts[k].i0,
+                                     parts[k].i1, v0);
+  }
+}
+}  // namespace
+
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
                  int64_t begin, int64_t end, int64_t group, int64_t groups) {
   const int64_t nvec = Op / VL;
@@ -750,6 +803,18 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
   if (g.kh == 1 && g.kw == 1) return Forward1x1Rows(g, x, wp, Op, y, begin, end, v_begin, v_end);
   PaddedRows padded(g);
+  // Whole images a block, several where a block holds a whole image and the
+  // weights outgrow the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB
+  // of padded rows an image): each channel block's weights are then read
+  // once for all of them. Same sums in the same order.
+  const int64_t image_bytes = 4 * padded.width * ((g.OH - 1) * g.s + g.kh);
+  const int64_t images = padded.block >= g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
+                             ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
+                             : 1;
+  if (images > 1 && nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
+    return ForwardImages<3, 7>(g, x, wp, Op, y, begin, end, v_begin, v_end, images);
+  if (images > 1 && nvec >= 4)
+    return ForwardImages<4, FWD_P_LARGE>(g, x, wp, Op, y, begin, end, v_begin, v_end, images);
   for (int64_t r0 = begin; r0 < end;) {
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
