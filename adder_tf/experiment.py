@@ -55,8 +55,9 @@ def train(config):
         callbacks.insert(0, GradientShares(*next(iter(data.train))))   # before CSVLogger
     trainer.bn_reestimation_steps = config.reestimation_steps
     if config.reestimation_steps:
-        # Before every validation and when fit ends, under any strategy.
-        callbacks.insert(0, BatchNormReestimation(data.train, config.reestimation_steps))
+        # Before every validation and when fit ends, under any strategy; on the first
+        # batches of the epoch's own data (from (seed, epoch) alone, like training).
+        callbacks.insert(0, BatchNormReestimation(data.train_from, config.reestimation_steps))
     start = time.time()
     stop = next(c for c in callbacks if isinstance(c, GracefulStop))
     try:

@@ -69,6 +69,36 @@ def test_a_torn_checkpoint_falls_back_to_the_previous_epoch_in_one_line(two_epoc
     assert history_epochs(run) == [0, 1, 2]
 
 
+def test_a_resumed_run_ends_with_the_statistics_and_figure_of_an_undisturbed_one(two_epochs,
+                                                                                 tmp_path):
+    # The checkpoint of epoch 1 made the latest, as a kill inside epoch 2 leaves the folder:
+    # epoch 2's end re-estimates the BatchNorm statistics on the batches the undisturbed
+    # run used there (drawn from (seed, epoch), not from how often the data was read).
+    run = str(tmp_path / "run")
+    shutil.copytree(two_epochs, run)
+    backup = os.path.join(run, "backup")
+    for name in ("latest.weights.h5", "training_metadata.json"):
+        os.replace(os.path.join(backup, name + ".bkp"), os.path.join(backup, name))
+    result = summary(train(run, 2))
+    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 2
+    assert_same_student(run, two_epochs)
+
+
+def assert_same_student(run, reference):
+    """The same final figure and BatchNorm statistics (the exported student's)."""
+    with open(os.path.join(run, "results.json")) as f, \
+            open(os.path.join(reference, "results.json")) as g:
+        assert json.load(f)["student"] == pytest.approx(json.load(g)["student"], abs=1e-6)
+    import keras
+    import numpy as np
+    import adder_tf.models  # noqa: F401  (registers the layers)
+    statistics = [[w.numpy() for w in keras.saving.load_model(
+        os.path.join(folder, "student.keras")).non_trainable_weights] for folder in (run, reference)]
+    assert len(statistics[0]) == len(statistics[1]) > 0
+    for mine, theirs in zip(*statistics):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4)
+
+
 def test_no_readable_checkpoint_is_one_line_and_never_a_silent_restart(two_epochs, tmp_path):
     run = str(tmp_path / "run")
     shutil.copytree(two_epochs, run)
