@@ -182,6 +182,7 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         if os.path.exists(self.filename):
             with open(self.filename) as f:
                 text = f.read()
+            text = text[:text.rfind("\n") + 1]   # a row cut short (an older version's append) goes
         self.append_header = not text.strip()
         self.csv_file = io.StringIO(text)
         self.csv_file.seek(0, io.SEEK_END)

@@ -74,6 +74,40 @@ def test_a_torn_checkpoint_falls_back_to_the_previous_epoch_in_one_line(two_epoc
     assert_same_student(run, two_epochs)
 
 
+def test_a_run_torn_by_an_interrupted_in_place_write_resumes_from_the_epoch_before(two_epochs,
+                                                                                   tmp_path):
+    # No test hook: the files as an older version's in-place writes stopped in epoch 2's end
+    # left them (the checkpoint with half its objects, closed as the stopped writer's
+    # unwinding closes it; the history's last row cut short).
+    run = str(tmp_path / "run")
+    shutil.copytree(two_epochs, run)
+    tear(os.path.join(run, "backup", "latest.weights.h5"))
+    with open(os.path.join(run, "history.csv")) as f:
+        text = f.read()
+    with open(os.path.join(run, "history.csv"), "w") as f:
+        f.write(text[:text.rindex("\n", 0, -1) + 40])   # epoch 2's row cut after 39 characters
+    out = train(run, 2)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, stderr_tail(out)
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].endswith("resuming from the previous one (epoch 1)")
+    result = summary(out)
+    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 2
+    assert history_epochs(run) == [0, 1]
+    assert history(run, "loss") == pytest.approx(history(two_epochs, "loss"), abs=1e-4)
+
+
+def tear(path):
+    """Rewrites the HDF5 file at `path` as an in-place write stopped half-way leaves it:
+    the first half of its datasets, written in order, and the file closed."""
+    with h5py.File(path, "r") as f:
+        names = []
+        f.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        data = {name: f[name][()] for name in names}
+    with h5py.File(path, "w") as f:
+        for name in names[:len(names) // 2]:
+            f.create_dataset(name, data=data[name])
+
+
 def test_a_resumed_run_ends_with_the_statistics_and_figure_of_an_undisturbed_one(two_epochs,
                                                                                  tmp_path):
     # The checkpoint of epoch 1 made the latest, as a kill inside epoch 2 leaves the folder:
