@@ -168,6 +168,11 @@ class BatchNormReestimation(keras.callbacks.Callback):
     `model.fit`, under any tf.distribute strategy. `AdderModel` and the
     distillers add it by themselves; for a model of one's own, pass it to
     `fit` with the training inputs: `callbacks=[BatchNormReestimation(x)]`.
+    `data` may also be a function of the epoch (counted from 0, as Keras
+    counts) returning such inputs: the re-estimation in epoch e reads
+    `data(e)`, so a run resumed from a checkpoint re-estimates on the
+    batches an undisturbed run does (the trainer passes epoch e's training
+    data, drawn from (seed, e) alone: `Data.train_from`).
     """
 
     def __init__(self, data, steps=DEFAULT_STEPS, batch_size=None):
@@ -180,6 +185,10 @@ class BatchNormReestimation(keras.callbacks.Callback):
         self._source = None   # the data as Keras reads it, made at the first re-estimation
         self._why_not = "the data gave no batch (a generator read already?)"
         self._warned = False
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_begin(self, logs=None):
         # Before the training step is traced: its adder layers do not warn.
@@ -215,14 +224,18 @@ class BatchNormReestimation(keras.callbacks.Callback):
         self._done_at = step
 
     def _read(self):
-        """The data as Keras reads it (None when it cannot be read)."""
+        """The data as Keras reads it (None when it cannot be read); made anew at each
+        epoch when `data` is a function of the epoch."""
+        if callable(self.data):
+            self._source = None
         if self._source is None:
-            if isinstance(self.data, keras.utils.PyDataset) and self.data.num_batches == 0:
-                return self.data   # nothing kept yet
+            data = self.data(self._epoch) if callable(self.data) else self.data
+            if isinstance(data, keras.utils.PyDataset) and data.num_batches == 0:
+                return data   # nothing kept yet
             try:
-                self._source = _Source(self.data, self.batch_size)
+                self._source = _Source(data, self.batch_size)
             except (TypeError, ValueError) as error:
-                self._why_not = (f"Keras cannot read {type(self.data).__name__} as fit's x "
+                self._why_not = (f"Keras cannot read {type(data).__name__} as fit's x "
                                  f"({str(error).strip().splitlines()[0]})")
         return self._source
 

@@ -23,7 +23,7 @@ import keras
 from adder_tf import atomic_io
 from adder_tf._keras_internals import BackupAndRestoreBase
 from adder_tf.errors import UserError
-from adder_tf.strategy import gather_over_replicas, is_multi_worker
+from adder_tf.strategy import gather_over_replicas
 
 EPOCH_ATTR = "adder_tf_epoch"
 
@@ -31,8 +31,11 @@ EPOCH_ATTR = "adder_tf_epoch"
 class AtomicBackupAndRestore(BackupAndRestoreBase):
     """keras.callbacks.BackupAndRestore (every epoch, the previous one kept) with atomic writes.
 
-    `resumed_from`: the epoch the run resumed from (0 for a fresh run), set in on_train_begin.
-    `strategy`: a MultiWorkerMirroredStrategy makes the workers agree on the epoch to load.
+    `restore()` loads the checkpoint and returns its epoch, the one home of "which epoch
+    does this run resume from" (`resumed_from`, 0 for a fresh run): call it before
+    making the training data when that data depends on the epoch; otherwise fit's
+    on_train_begin does. `strategy`: a MultiWorkerMirroredStrategy makes the workers
+    agree on the epoch to load.
     """
 
     def __init__(self, backup_dir, strategy=None, stream=None):
@@ -40,12 +43,21 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
         self.strategy = strategy
         self.stream = stream
         self.resumed_from = 0
+        self._restored = False
 
     def _candidates(self):
         return [(self.weights_path, self.training_metadata_path),
                 (self.prev_weights_path, self.prev_training_metadata_path)]
 
     def on_train_begin(self, logs=None):
+        if not self._restored:
+            self.restore()
+        self._restored = False   # a later fit reads the folder again
+        self.set_initial_epoch(self.resumed_from)
+
+    def restore(self):
+        """Loads the newest checkpoint that can be read into the model (set_model first);
+        returns the epoch it holds (0: none), also kept in `resumed_from`."""
         present = [c for c in self._candidates() if os.path.exists(c[0])]
         if present and self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)   # slots to load into
@@ -75,8 +87,8 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
         if failures:
             print(f"warning: checkpoint {_reasons(failures)}; resuming from the previous one "
                   f"(epoch {epoch})", file=self.stream or sys.stderr, flush=True)
-        self.resumed_from = epoch
-        self.set_initial_epoch(epoch)
+        self.resumed_from, self._restored = epoch, True
+        return epoch
 
     def _model_and_optimizer_variables(self):
         optimizer = self.model.optimizer
@@ -170,6 +182,7 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         if os.path.exists(self.filename):
             with open(self.filename) as f:
                 text = f.read()
+            text = text[:text.rfind("\n") + 1]   # a row cut short (an older version's append) goes
         self.append_header = not text.strip()
         self.csv_file = io.StringIO(text)
         self.csv_file.seek(0, io.SEEK_END)
@@ -178,15 +191,6 @@ class HistoryLogger(keras.callbacks.CSVLogger):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         atomic_io.write_text(self.filename, self.csv_file.getvalue(), "history", epoch + 1)
-
-
-def resume_epoch(backup_dir, strategy=None):
-    """The epoch a run in backup_dir resumes from, known before fit (the data order needs it):
-    the newest stored epoch, the smallest of any worker's under a MultiWorkerMirroredStrategy."""
-    epoch = completed_epochs(backup_dir)
-    if strategy is None or not is_multi_worker(strategy):
-        return epoch
-    return int(min(gather_over_replicas(strategy, epoch)))
 
 
 def completed_epochs(backup_dir):

@@ -39,14 +39,16 @@ def train(config):
                         validation_examples=config.validation_examples,
                         num_classes=config.num_classes, flip=config.flip)
     steps = config.steps_per_epoch or _pass_steps(data.train)
-    # Epoch e's batches come from (seed, e) alone: a resumed run sees what an undisturbed one does.
-    train_ds = data.train_from(checkpoint.resume_epoch(_backup_dir(config), strategy),
-                               config.steps_per_epoch)
     os.makedirs(config.model_dir, exist_ok=True)
     with strategy.scope():
         trainer, taps = _build_trainer(config, data, steps * config.epochs)
     probe = _probe_images(data)
     callbacks = _callbacks(config, trainer, probe, strategy)
+    backup = next(c for c in callbacks if isinstance(c, checkpoint.AtomicBackupAndRestore))
+    backup.set_model(trainer)
+    # Epoch e's batches come from (seed, e) alone: the run resumed from the epoch the
+    # checkpoint it loaded holds sees what an undisturbed one does from there on.
+    train_ds = data.train_from(backup.restore(), config.steps_per_epoch)
     if config.validation_freq > 1:
         from adder_tf.callbacks import ValidationPlaceholders
         callbacks.insert(0, ValidationPlaceholders(trainer.test_names))   # before CSVLogger
@@ -55,8 +57,9 @@ def train(config):
         callbacks.insert(0, GradientShares(*next(iter(data.train))))   # before CSVLogger
     trainer.bn_reestimation_steps = config.reestimation_steps
     if config.reestimation_steps:
-        # Before every validation and when fit ends, under any strategy.
-        callbacks.insert(0, BatchNormReestimation(data.train, config.reestimation_steps))
+        # Before every validation and when fit ends, under any strategy; on the first
+        # batches of the epoch's own data (from (seed, epoch) alone, like training).
+        callbacks.insert(0, BatchNormReestimation(data.train_from, config.reestimation_steps))
     start = time.time()
     stop = next(c for c in callbacks if isinstance(c, GracefulStop))
     try:
@@ -73,8 +76,7 @@ def train(config):
             raise
         raise lost from None
     with stop.after_training():
-        resumed_from = next(c for c in callbacks
-                            if isinstance(c, checkpoint.AtomicBackupAndRestore)).resumed_from
+        resumed_from = backup.resumed_from
         reestimation = _reestimation(callbacks)
         results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
         results.update(_final_health(trainer, callbacks, probe))

@@ -173,3 +173,27 @@ def test_reestimate_moves_no_other_state():
     moved = {v.path for v in model.non_trainable_variables
              if not np.array_equal(v.numpy(), before[v.path])}
     assert moved == {"plain/moving_mean", "plain/moving_variance"}
+
+
+def test_the_callback_given_a_function_of_the_epoch_reads_that_epoch_s_data():
+    # Epoch e's data is centred at e + 1 and spread by e + 1: the statistics left after
+    # 2 epochs are those of epoch 1's batches (the mean of their means and variances).
+    from adder_tf.batchnorm import BatchNormReestimation
+    base = np.random.default_rng(0).standard_normal((64, 3)).astype("float32")
+    by_epoch = {e: base * (e + 1) + (e + 1) for e in range(2)}
+    read = []
+
+    def data(epoch):
+        read.append(epoch)
+        return tf.data.Dataset.from_tensor_slices(by_epoch[epoch]).batch(16)
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(by_epoch[0], np.zeros((64, 1), "float32"), epochs=2, batch_size=16, verbose=0,
+              callbacks=[BatchNormReestimation(data, steps=4)])
+    assert read == [0, 1]
+    batches = by_epoch[1].astype("float64").reshape(4, 16, 3)
+    norm = model.layers[0]
+    np.testing.assert_allclose(norm.moving_mean.numpy(), batches.mean((0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4)

@@ -79,8 +79,14 @@ def _start_two_workers(model_dir, *args, extra_env=None):
     from adder_tf.strategy import loopback_tf_configs
     return [subprocess.Popen(command("--strategy=multi_worker", f"--model_dir={model_dir}", *args),
                              cwd=ROOT, env=env(TF_CONFIG=tf_config, **(extra_env or {}).get(i, {})),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=default_sigint)
             for i, tf_config in enumerate(loopback_tf_configs(2))]
+
+
+def default_sigint():
+    """SIGINT as a terminal gives it, even when the tests run in the background (ignored there)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _two_workers(model_dir, *args):
@@ -98,11 +104,7 @@ def test_a_lost_worker_ends_its_peer_within_the_worker_timeout(tmp_path, how):
     procs = _start_two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12",
                                "--worker_timeout=10", "--collective_timeout=10", extra_env=hang)
     if how == "killed":
-        kept = [tmp_path / "backup" / "latest.weights.h5",
-                tmp_path / "workertemp_1" / "backup" / "latest.weights.h5"]
-        deadline = time.time() + 300
-        while not all(p.exists() for p in kept) and time.time() < deadline:
-            time.sleep(0.2)
+        _wait_for_both_checkpoints(tmp_path)
         time.sleep(2.0)   # into epoch 2
         procs[1].kill()
     else:
@@ -119,6 +121,36 @@ def test_a_lost_worker_ends_its_peer_within_the_worker_timeout(tmp_path, how):
     assert seconds < 25, (seconds, stderr[-2000:])   # 10 s and the exit, on a loaded host
     assert procs[0].returncode == 1
     assert stderr.strip().splitlines()[-1].startswith("error: another worker stopped answering")
+
+
+def test_ctrl_c_to_one_of_two_workers_stops_both_after_the_same_step(tmp_path):
+    procs = _start_two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12")
+    _wait_for_both_checkpoints(tmp_path)
+    time.sleep(2.0)   # into epoch 2
+    procs[1].send_signal(signal.SIGINT)   # the other worker gets none
+    outs = [p.communicate(timeout=300) for p in procs]
+    stops = []
+    for p, (_, stderr) in zip(procs, outs):
+        assert p.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+        last = stderr.strip().splitlines()[-1]
+        match = re.fullmatch(r"interrupted (at epoch \d+, step \d+|after epoch \d+); kept the "
+                             r"checkpoint of epoch (\d+) in .*; resume with: .*", last)
+        assert match, last
+        stops.append(match.groups())
+    assert stops[0] == stops[1]   # the same step, the same kept epoch
+    kept = int(stops[0][1])
+    for p, stdout, stderr in _two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12"):
+        assert p.returncode == 0, stderr[-3000:]
+        result = json.loads(stdout.strip().splitlines()[-1])
+        assert result["resumed_from_epoch"] == kept >= 1 and result["epochs_completed"] == 3
+
+
+def _wait_for_both_checkpoints(model_dir):
+    kept = [model_dir / "backup" / "latest.weights.h5",
+            model_dir / "workertemp_1" / "backup" / "latest.weights.h5"]
+    deadline = time.time() + 300
+    while not all(p.exists() for p in kept) and time.time() < deadline:
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -59,14 +59,83 @@ def test_a_torn_checkpoint_falls_back_to_the_previous_epoch_in_one_line(two_epoc
     weights = os.path.join(run, "backup", "latest.weights.h5")
     with h5py.File(weights, "a") as f:   # opens, then fails in Keras with ValueError, as a
         del f["layers"]                  # file whose write stopped before the layers is
-    out = train(run, 3)
+    out = train(run, 2)
     result = summary(out)
     assert "Traceback" not in out.stderr
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning: checkpoint")]
     assert len(warnings) == 1 and warnings[0].endswith("resuming from the previous one (epoch 1)")
     assert "latest.weights.h5 cannot be read" in warnings[0]
-    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 3
-    assert history_epochs(run) == [0, 1, 2]
+    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 2
+    assert history_epochs(run) == [0, 1]
+    # Epoch 2 ran again from the epoch the .bkp holds, on epoch 2's batches (not on
+    # epoch 3's, which the torn file's stored epoch would have given): the undisturbed
+    # run's loss, statistics and figure.
+    assert history(run, "loss") == pytest.approx(history(two_epochs, "loss"), abs=1e-4)
+    assert_same_student(run, two_epochs)
+
+
+def test_a_run_torn_by_an_interrupted_in_place_write_resumes_from_the_epoch_before(two_epochs,
+                                                                                   tmp_path):
+    # No test hook: the files as an older version's in-place writes stopped in epoch 2's end
+    # left them (the checkpoint with half its objects, closed as the stopped writer's
+    # unwinding closes it; the history's last row cut short).
+    run = str(tmp_path / "run")
+    shutil.copytree(two_epochs, run)
+    tear(os.path.join(run, "backup", "latest.weights.h5"))
+    with open(os.path.join(run, "history.csv")) as f:
+        text = f.read()
+    with open(os.path.join(run, "history.csv"), "w") as f:
+        f.write(text[:text.rindex("\n", 0, -1) + 40])   # epoch 2's row cut after 39 characters
+    out = train(run, 2)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, stderr_tail(out)
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].endswith("resuming from the previous one (epoch 1)")
+    result = summary(out)
+    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 2
+    assert history_epochs(run) == [0, 1]
+    assert history(run, "loss") == pytest.approx(history(two_epochs, "loss"), abs=1e-4)
+
+
+def tear(path):
+    """Rewrites the HDF5 file at `path` as an in-place write stopped half-way leaves it:
+    the first half of its datasets, written in order, and the file closed."""
+    with h5py.File(path, "r") as f:
+        names = []
+        f.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        data = {name: f[name][()] for name in names}
+    with h5py.File(path, "w") as f:
+        for name in names[:len(names) // 2]:
+            f.create_dataset(name, data=data[name])
+
+
+def test_a_resumed_run_ends_with_the_statistics_and_figure_of_an_undisturbed_one(two_epochs,
+                                                                                 tmp_path):
+    # The checkpoint of epoch 1 made the latest, as a kill inside epoch 2 leaves the folder:
+    # epoch 2's end re-estimates the BatchNorm statistics on the batches the undisturbed
+    # run used there (drawn from (seed, epoch), not from how often the data was read).
+    run = str(tmp_path / "run")
+    shutil.copytree(two_epochs, run)
+    backup = os.path.join(run, "backup")
+    for name in ("latest.weights.h5", "training_metadata.json"):
+        os.replace(os.path.join(backup, name + ".bkp"), os.path.join(backup, name))
+    result = summary(train(run, 2))
+    assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 2
+    assert_same_student(run, two_epochs)
+
+
+def assert_same_student(run, reference):
+    """The same final figure and BatchNorm statistics (the exported student's)."""
+    with open(os.path.join(run, "results.json")) as f, \
+            open(os.path.join(reference, "results.json")) as g:
+        assert json.load(f)["student"] == pytest.approx(json.load(g)["student"], abs=1e-6)
+    import keras
+    import numpy as np
+    import adder_tf.models  # noqa: F401  (registers the layers)
+    statistics = [[w.numpy() for w in keras.saving.load_model(
+        os.path.join(folder, "student.keras")).non_trainable_weights] for folder in (run, reference)]
+    assert len(statistics[0]) == len(statistics[1]) > 0
+    for mine, theirs in zip(*statistics):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4)
 
 
 def test_no_readable_checkpoint_is_one_line_and_never_a_silent_restart(two_epochs, tmp_path):
