@@ -1,33 +1,18 @@
 """BatchNorm statistics that describe a network as it is now, under any strategy.
 
 An adder network's BatchNorm inputs move under AdderNet's adaptive learning
-rate (every filter step has the same norm, whatever the gradient), so
-moving averages of past batches describe weights that no longer exist.
-`reestimate(model, data)` replaces the moving mean and variance of every
-trainable BatchNorm by the average, weighted by batch size, of the batch
-statistics of `steps` batches computed with today's weights.
-
-The data is read as `fit` reads it, by Keras's own data adapters (arrays
-and finite `PyDataset`s shuffled); each batch goes through the network in
-training mode with every BatchNorm's momentum at 0, so that Keras's own
-update leaves that batch's statistics in the moving variables, from where
-they are read and averaged: any model works, functional, Sequential,
-nested or subclassed. Each batch's statistics are thus Keras's own
-(BatchNormalization's moments, in the layer's dtype); this module only
-pools them, in float64, as sums of rows * mean and rows * (variance +
-mean^2) over batches and replicas (`adder_tf.strategy.sum_over_replicas`;
-not `channel_moments`). A frozen BatchNorm (`trainable=False`, which
-normalises with its moving statistics even in training) keeps its
-statistics. Under a `tf.distribute` strategy (one device, Mirrored,
-MultiWorkerMirrored) the replicas' statistics of each global batch are
-pooled, so every replica and worker ends with the same values, those of
-the global batch (each replica still normalises its own share of the batch
-on the way, as in training).
-
-Every adder layer this module re-estimates for (in `reestimate`, the
-callback and a compiled `ReestimatingFit` model) is noted before its
-training step is traced; an adder layer trained without that, in a plain keras.Model fitted
-without the callback, warns once (docs/batchnorm.md).
+rate, so moving averages of past batches describe weights that no longer
+exist. `reestimate(model, data)` sets every trainable BatchNorm's moving
+mean and variance to the batch-size-weighted average of the statistics of
+`steps` batches under today's weights. The data is read as `fit` reads it
+(Keras's own adapters; arrays and finite `PyDataset`s shuffled). Each batch
+runs in training mode with every momentum at 0, so Keras's own update leaves
+that batch's statistics in the moving variables (any model works:
+functional, Sequential, nested, subclassed); they are pooled in float64
+over batches and replicas (`adder_tf.strategy.sum_over_replicas`), so every
+replica and worker ends with the global batch's values. Frozen BatchNorms
+keep theirs. An adder layer trained without any of this (a plain
+keras.Model fitted without the callback) warns once (docs/batchnorm.md).
 """
 import collections
 import inspect
