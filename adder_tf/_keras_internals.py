@@ -11,6 +11,13 @@ from keras.src.trainers import data_adapters
 from keras.src.trainers.data_adapters import array_data_adapter, array_slicing
 
 
+def eager_context():
+    """TensorFlow's eager context (private), where MultiWorkerMirroredStrategy's
+    coordination service is configured."""
+    from tensorflow.python.eager import context
+    return context.context()
+
+
 def in_xla_context():
     """Whether the graph being built is compiled by XLA (TensorFlow's private check). If
     TensorFlow moves it, a warning line says so and no XLA is assumed."""

@@ -59,7 +59,8 @@ def train(config):
     if config.reestimation_steps:
         # Before every validation and when fit ends, under any strategy; on the first
         # batches of the epoch's own data (from (seed, epoch) alone, like training).
-        callbacks.insert(0, BatchNormReestimation(data.train_from, config.reestimation_steps))
+        callbacks.insert(0, BatchNormReestimation(data_of_epoch=data.train_from,
+                                                    steps=config.reestimation_steps))
     start = time.time()
     stop = next(c for c in callbacks if isinstance(c, GracefulStop))
     try:

@@ -10,6 +10,7 @@ import socket
 
 import tensorflow as tf
 
+from adder_tf import _keras_internals as internals
 from adder_tf.config import Config
 from adder_tf.errors import UserError
 
@@ -49,17 +50,16 @@ def make_strategy(name="auto", worker_timeout=Config.worker_timeout,
 
 def _configure_coordination(timeout):
     """The coordination service as MultiWorkerMirroredStrategy sets it up, with our heartbeat."""
-    from tensorflow.python.eager import context
-    if context.context().coordination_service is not None:
+    if internals.eager_context().coordination_service is not None:
         return
     jobs = _tf_config()["cluster"]
     leader = "chief" if "chief" in jobs else "worker"
-    context.context().configure_coordination_service(
+    internals.eager_context().configure_coordination_service(
         service_type="standalone", service_leader=f"/job:{leader}/replica:0/task:0",
         heartbeat_timeout_in_ms=int(timeout * 1000))
     for job in ("chief", "worker"):
         if job in jobs:
-            context.context().coordination_service.coordinated_job_list.add(
+            internals.eager_context().coordination_service.coordinated_job_list.add(
                 name=job, num_tasks=len(jobs[job]))
 
 

@@ -52,6 +52,7 @@ def joined(inputs):
     return inputs
 
 
+@keras.saving.register_keras_serializable(package="tests")
 class OwnNet(ReestimatingFit, keras.Model):
     """A model of one's own with adder layers: subclassed, its own call, one or two inputs."""
 

@@ -68,3 +68,15 @@ def test_a_keras_model_of_ones_own_takes_the_public_callback():
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
     assert len(callback.seconds) >= 1
     assert_statistics_describe_the_weights(model.net, x)
+
+
+def test_a_model_of_ones_own_loads_compiled_with_its_optimizer_state(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = OwnNet()
+    model.compile(optimizer=AdderSGD(0.05), loss=SPARSE_CE)
+    x, _, y = arrays()
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    model.save(tmp_path / "own.keras")
+    loaded = keras.models.load_model(tmp_path / "own.keras")
+    assert loaded.optimizer is not None
+    assert int(loaded.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0

@@ -191,7 +191,7 @@ def test_the_callback_given_a_function_of_the_epoch_reads_that_epoch_s_data():
                               keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     model.fit(by_epoch[0], np.zeros((64, 1), "float32"), epochs=2, batch_size=16, verbose=0,
-              callbacks=[BatchNormReestimation(data, steps=4)])
+              callbacks=[BatchNormReestimation(data_of_epoch=data, steps=4)])
     assert read == [0, 1]
     batches = by_epoch[1].astype("float64").reshape(4, 16, 3)
     norm = model.layers[0]

@@ -11,7 +11,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--dataset=digits", "--arch=resnet8", "--method=ann", "--epochs=2",
-         "--steps_per_epoch=3", "--batch_size=32", "--bn_recalibration_steps=0"]
+         "--steps_per_epoch=3", "--batch_size=32", "--bn_reestimation_steps=0"]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 

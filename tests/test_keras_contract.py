@@ -7,6 +7,10 @@ import pytest
 import adder_tf
 from adder_tf.optim import AdderSGD
 
+# These tests read train_on_batch's losses; its line about BatchNorm statistics
+# (tests/test_reestimation_warning.py) is not what they check.
+pytestmark = pytest.mark.filterwarnings("ignore:.*train_on_batch does not re-estimate")
+
 
 def cnn(name, regularizer=None):
     inputs = keras.Input((8, 8, 1))

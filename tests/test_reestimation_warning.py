@@ -59,11 +59,17 @@ def pkkd():
     return adder_tf.distill.PKKD(teacher, adder_tf.to_adder(teacher))
 
 
-def fitted(model, callbacks=()):
-    """fit, run on a compiled model (a distiller with its teacher's optimizer)."""
+def compiled(model):
+    """The model compiled (a distiller with its teacher's optimizer)."""
     extra = {"teacher_optimizer": "sgd"} if isinstance(model, adder_tf.distill.PKKD) else {}
     loss = {} if extra else {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
     model.compile(optimizer=AdderSGD(0.05), **loss, **extra)
+    return model
+
+
+def fitted(model, callbacks=()):
+    """fit, run on a compiled model."""
+    model = compiled(model)
     return lambda: model.fit(X, Y, batch_size=16, epochs=2, verbose=0, callbacks=list(callbacks))
 
 
@@ -111,3 +117,12 @@ def test_the_callback_says_in_one_line_when_it_cannot_read_its_data():
         run()
     messages = [str(w.message) for w in caught if "re-estimated" in str(w.message)]
     assert len(messages) == 1 and len(messages[0].splitlines()) == 1, messages
+
+
+@pytest.mark.parametrize("kind", ["AdderModel", "distiller", "ReestimatingFit subclass"])
+def test_train_on_batch_says_once_that_it_leaves_the_statistics(kind):
+    keras.utils.set_random_seed(0)
+    model = compiled({"AdderModel": lambda: adder_tf.to_adder(functional(adder=False)),
+                      "distiller": pkkd, "ReestimatingFit subclass": Own}[kind]())
+    lines = lines_seen(lambda: [model.train_on_batch(X[:16], Y[:16]) for _ in range(3)])
+    assert len(lines) == 1 and "train_on_batch does not re-estimate" in lines[0], lines

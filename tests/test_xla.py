@@ -105,7 +105,7 @@ def test_cli_flag_compiles_the_step_with_xla(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     args = [sys.executable, os.path.join("train", "main.py"), "--dataset=digits", "--arch=resnet8",
             "--method=ann", "--epochs=1", "--steps_per_epoch=2", "--batch_size=16",
-            "--bn_recalibration_steps=0", "--verbose=0", "--jit_compile"]
+            "--bn_reestimation_steps=0", "--verbose=0", "--jit_compile"]
 
     def run(model_dir, backend):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", ADDER_TF_BACKEND=backend)

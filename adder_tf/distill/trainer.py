@@ -14,6 +14,7 @@ Every step:
   student: one step on CE and the method's terms; teacher outputs enter it
   through stop_gradient, so no gradient of the student's loss reaches the CNN.
 """
+import inspect
 import warnings
 
 import keras
@@ -24,7 +25,6 @@ from adder_tf.batchnorm import ReestimatingFit
 from adder_tf.distill import logs, losses
 from adder_tf.distill.scaling import for_gradient
 from adder_tf.distill.taps import as_list, check_model, resolve_pairs, tapped_view
-from adder_tf.ops import JIT_COMPILE
 from adder_tf.optim import adder_filters, is_adaptive
 
 
@@ -118,19 +118,20 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
 
     # -- setup ---------------------------------------------------------------
     def compile(self, optimizer="sgd", teacher_optimizer=None, *, loss=None, loss_weights=None,
-                metrics=None, weighted_metrics=None, jit_compile=JIT_COMPILE, **kwargs):
+                metrics=None, weighted_metrics=None, **kwargs):
         """optimizer: the student's (it also trains the heads); teacher_optimizer:
         the CNN's, required when the teacher is progressive. metrics,
         weighted_metrics: as for keras.Model, on the student's logits. A
         distiller's loss is its own: `loss` and `loss_weights` are refused.
-        jit_compile: False by default, as for `adder_tf.models.AdderModel`
+        jit_compile: `adder_tf.ops.JIT_COMPILE` (False) by default, as for every
+        `ReestimatingFit` model
         (the compiled CPU adder op cannot run inside XLA); True compiles the
         step with XLA (the adder layers then take their portable XLA form).
         """
         if loss is not None or loss_weights is not None:
             raise ValueError(f"{type(self).__name__} computes its own loss (cross-entropy and its "
                              "distillation terms); compile it without loss= and loss_weights=")
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        super().compile(optimizer=optimizer, **kwargs)
         if self.progressive and teacher_optimizer is None:
             raise ValueError("a progressive teacher needs compile(..., teacher_optimizer=...); "
                              "pass progressive=False to keep the teacher fixed")
@@ -139,6 +140,17 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
         self._compiled_user_metrics = logs.user_metrics(metrics, weighted_metrics, set(self._trackers))
         self._build_optimizers()
         self._warn_if_not_adaptive()
+
+    def reestimation_network(self):
+        return self.student
+
+    def fit(self, *args, **kwargs):
+        """keras.Model.fit; example weights a term cannot take are refused at the call
+        (those inside a dataset, when the step is traced)."""
+        given = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+        if given.get("sample_weight") is not None or given.get("class_weight") is not None:
+            self._refuse_weights(True)
+        return super().fit(*args, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -149,11 +161,6 @@ class DistillationTrainer(ReestimatingFit, internals.BuiltModelSkipsSymbolicBuil
             if config and chosen:
                 config[key] = [keras.saving.serialize_keras_object(m) for m in chosen]
         return config
-
-    def compile_from_config(self, config):
-        """What load_model calls: both optimizers come back (their slots are then restored)."""
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
 
     def _build_optimizers(self):
         """Slots exist before the first replicated step and before a restore."""

@@ -14,9 +14,6 @@ import keras
 
 from adder_tf.batchnorm import ReestimatingFit
 
-# compile()'s default for AdderModel and every distiller (Keras's is "auto",
-# which picks XLA on a GPU): the compiled CPU adder op cannot run inside XLA,
-# and the XLA path has been measured on CPU only.
 
 @keras.saving.register_keras_serializable(package="adder_tf")
 class AdderModel(ReestimatingFit, keras.Model):
@@ -25,9 +22,3 @@ class AdderModel(ReestimatingFit, keras.Model):
     compile takes keras.Model.compile's arguments with jit_compile=False by
     default (`adder_tf.ops.JIT_COMPILE`, set by ReestimatingFit.compile).
     """
-
-    def compile_from_config(self, config):
-        """What load_model calls (Keras skips an overridden compile otherwise)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.optimizer is not None and self.built:
-            self.optimizer.build(self.trainable_variables)
