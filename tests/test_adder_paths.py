@@ -147,6 +147,9 @@ CASES = [
     (2, 14, 14, 21, 50, 3, 2, "same"),    # packed copy: c_out not a multiple of a vector
     (1, 14, 14, 256, 256, 3, 2, "same"),  # in place, weights over 256 KB, channel groups
     (2, 7, 7, 37, 32, 1, 1, "same"),      # 1x1 in place, odd c_in
+    # Whole-image blocks within 512 KB where 256 KB held 6 of 7 output rows
+    # (stride 2 "same", weights over 256 KB, more than one image a thread).
+    (4, 14, 14, 304, 64, 3, 2, "same"),
 ]
 
 

@@ -228,10 +228,10 @@ struct PaddedRows {
   int64_t block;  // output rows per block
   int64_t first_ih = 0;  // input row held in slot 0
   std::vector<float> buf;
-  explicit PaddedRows(const Geometry& g)
+  explicit PaddedRows(const Geometry& g, int64_t bytes = kBlockBytes)
       : width(((g.OW - 1) * g.s + g.kw) * g.C),
         block(std::max<int64_t>(
-            1, std::min<int64_t>(g.OH, (kBlockBytes / (4 * width) - g.kh) / g.s + 1))),
+            1, std::min<int64_t>(g.OH, (bytes / (4 * width) - g.kh) / g.s + 1))),
         buf(((block - 1) * g.s + g.kh) * width + VL + kFixedSlack, 0.0f) {}
   // Copies the input rows that output rows [i0, i1) of image b read.
   void Fill(const Geometry& g, const float* x, int64_t b, int64_t i0, int64_t i1) {
@@ -811,7 +811,17 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   const int64_t v_begin = std::min(nvec, nblk * group / groups * kForwardGroupVectors);
   const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
   if (g.kh == 1 && g.kw == 1) return Forward1x1Rows(g, x, wp, ws, Op, y, begin, end, v_begin, v_end);
-  PaddedRows padded(g);
+  // A whole image a block where the range holds more than one image, the
+  // weights outgrow kBlockBytes and the image's padded rows fit
+  // kMultiImageBytes (14x14x512 -> 512 at stride 2: 460 KB, blocks of 3 of
+  // its 7 output rows before): on Zen 4, 0.64-0.77 of the CPU time at batch
+  // 32; at batch 1 (one image a thread, half the channels each) 1.19, so not
+  // there.
+  const int64_t whole_image = 4 * ((g.OW - 1) * g.s + g.kw) * g.C * ((g.OH - 1) * g.s + g.kh);
+  PaddedRows padded(g, end - begin > g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes &&
+                               whole_image <= kMultiImageBytes
+                           ? std::max(kBlockBytes, whole_image)
+                           : kBlockBytes);
   // Whole images a block, several where a block holds a whole image and the
   // weights outgrow the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB
   // of padded rows an image): each channel block's weights are then read
