@@ -138,6 +138,18 @@ CASES = [
     (5, 7, 7, 128, 128, 3, 1, "same"),  # 4 + 1 images, 7 x 3 tiles plus 2 single vectors
     (3, 9, 9, 64, 272, 3, 2, "same"),   # stride 2, 4-vector blocks plus a rest
     (1, 7, 7, 128, 160, 3, 1, "same"),  # batch 1: one image a block
+    # The forward reads w in place when c_out is a multiple of a vector (only
+    # the sums are packed), else a packed copy: stride 2 "same" on 14x14 (7x7
+    # outputs, the padding on the bottom and right only), batch 1 and several
+    # images, odd channels.
+    (1, 14, 14, 48, 64, 3, 2, "same"),    # in place, batch 1
+    (3, 14, 14, 33, 48, 3, 2, "same"),    # in place, three images, odd c_in
+    (2, 14, 14, 21, 50, 3, 2, "same"),    # packed copy: c_out not a multiple of a vector
+    (1, 14, 14, 256, 256, 3, 2, "same"),  # in place, weights over 256 KB, channel groups
+    (2, 7, 7, 37, 32, 1, 1, "same"),      # 1x1 in place, odd c_in
+    # Whole-image blocks within 512 KB where 256 KB held 6 of 7 output rows
+    # (stride 2 "same", weights over 256 KB, more than one image a thread).
+    (4, 14, 14, 304, 64, 3, 2, "same"),
 ]
 
 

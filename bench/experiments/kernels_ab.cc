@@ -15,6 +15,7 @@
 // times forward only.
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
@@ -43,10 +44,11 @@ template <class Fn> void Units(int64_t rows, int64_t begin, int64_t end, Fn fn) 
 static double med(std::vector<double> v){ std::sort(v.begin(), v.end()); return v[v.size()/2]; }
 int main(int argc, char** argv) {
   const int64_t B = std::atoi(argv[1]); const int threads = std::atoi(argv[2]); const int rounds = argc > 3 ? std::atoi(argv[3]) : 7;
-  struct Shape { const char* name; int64_t H, C, O, k, s, p; };
+  struct Shape { const char* name; int64_t H, C, O, k, s, p, oh = 0; };  // oh: output rows when not (H + 2p - k) / s + 1
   std::vector<Shape> shapes = {{"c1_32x32x16_16", 32, 16, 16, 3, 1, 1}, {"c2_16x16x32_32", 16, 32, 32, 3, 1, 1}, {"c3_8x8x64_64", 8, 64, 64, 3, 1, 1},
     {"56x56x64_64_k3s1", 56, 64, 64, 3, 1, 1}, {"28x28x128_128_k3s1", 28, 128, 128, 3, 1, 1}, {"14x14x256_256_k3s1", 14, 256, 256, 3, 1, 1},
     {"7x7x512_512_k3s1", 7, 512, 512, 3, 1, 1}, {"58x58x64_128_k3s2", 58, 64, 128, 3, 2, 0}, {"16x16x256_512_k3s2", 16, 256, 512, 3, 2, 0},
+    {"14x14x512_512_k3s2_same", 14, 512, 512, 3, 2, 0, 7}, {"14x14x256_512_k3s2_same", 14, 256, 512, 3, 2, 0, 7},
     {"56x56x64_256_k1s1", 56, 64, 256, 1, 1, 0}, {"56x56x256_64_k1s1", 56, 256, 64, 1, 1, 0}, {"7x7x2048_512_k1s1", 7, 2048, 512, 1, 1, 0}, {"7x7x512_2048_k1s1", 7, 512, 2048, 1, 1, 0},
     {"56x56x64_64_k1s1", 56, 64, 64, 1, 1, 0}, {"56x56x256_128_k1s1", 56, 256, 128, 1, 1, 0}, {"56x56x256_512_k1s2", 56, 256, 512, 1, 2, 0},
     {"28x28x128_512_k1s1", 28, 128, 512, 1, 1, 0}, {"28x28x512_128_k1s1", 28, 512, 128, 1, 1, 0}, {"28x28x512_256_k1s1", 28, 512, 256, 1, 1, 0}, {"28x28x512_1024_k1s2", 28, 512, 1024, 1, 2, 0},
@@ -55,7 +57,7 @@ int main(int argc, char** argv) {
   std::mt19937 gen(0); std::normal_distribution<float> normal;
   for (auto& sh : shapes) {
     if (argc > 4 && std::string(sh.name).find(argv[4]) == std::string::npos) continue;
-    const int64_t OH = (sh.H + 2*sh.p - sh.k)/sh.s + 1, KK = sh.k*sh.k;
+    const int64_t OH = sh.oh ? sh.oh : (sh.H + 2*sh.p - sh.k)/sh.s + 1, KK = sh.k*sh.k;
     const adder_tf::Geometry g{B, sh.H, sh.H, sh.C, sh.O, sh.k, sh.k, sh.s, OH, OH, sh.p, sh.p};
     const adder_old::Geometry go{B, sh.H, sh.H, sh.C, sh.O, sh.k, sh.k, sh.s, OH, OH, sh.p, sh.p};
     const int64_t VL = adder_tf::VectorWidth(), Op = (g.O+VL-1)/VL*VL, Cp = (g.C+VL-1)/VL*VL;
@@ -66,6 +68,22 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < KK*g.C*g.O; ++i) w.p[i] = 0.1f*normal(gen);
     std::fill(zeros.p, zeros.p+g.O+VL, 0.0f);
     adder_tf::PackForwardWeights(g, w.p, Op, wp.p); adder_old::PackForwardWeights(go, w.p, Op, wpo.p);
+    // New: as the op does, w's rows read in place when c_out is a multiple of VL (only
+    // the sums packed); old: w copied into the packed rows. The packing's milliseconds
+    // a call, one thread, with the op's buffer (allocated and zeroed) on the old side.
+    Floats sums((1 + sh.k) * Op);
+    const bool in_place = Op == g.O;
+    const float* wnew = in_place ? w.p : wp.p;
+    const float* snew = in_place ? sums.p : wp.p + KK * g.C * Op;
+    std::vector<double> pko, pkn;
+    for (int r = 0; r < 5; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      { Floats buf(adder_old::ForwardPackedRows(go) * Op); std::memset(buf.p, 0, adder_old::ForwardPackedRows(go) * Op * 4); adder_old::PackForwardWeights(go, w.p, Op, buf.p); }
+      auto t1 = std::chrono::steady_clock::now();
+      if (in_place) adder_tf::PackForwardSums(g, w.p, Op, sums.p); else adder_tf::PackForwardWeights(g, w.p, Op, wp.p);
+      auto t2 = std::chrono::steady_clock::now();
+      pko.push_back(std::chrono::duration<double>(t1 - t0).count() * 1e3); pkn.push_back(std::chrono::duration<double>(t2 - t1).count() * 1e3);
+    }
     adder_tf::PackInputGradWeights(g, w.p, Cp, wt.p); adder_old::PackInputGradWeights(go, w.p, Cp, wto.p);
     const double terms = (double)B*OH*OH*KK*g.C*g.O;
     const int calls = std::max(1, (int)(2e9 / terms));
@@ -75,7 +93,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < rounds; ++r) {
       double ca, cc, cd = 1, cf = 1, d = 1, f = 1;
       double a = Secs(threads, B*OH*go_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_old::ForwardRows(go, x.p, wpo.p, Op, y2.p, r0, r1, q, go_groups); }); }, calls, &ca);
-      double c = Secs(threads, B*OH*g_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_tf::ForwardRows(g, x.p, wp.p, Op, y.p, r0, r1, q, g_groups); }); }, calls, &cc);
+      double c = Secs(threads, B*OH*g_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_tf::ForwardRows(g, x.p, wnew, Op, y.p, r0, r1, q, g_groups, snew); }); }, calls, &cc);
       if (!fwd_only) {
         d = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_old::InputGradRows(go, x.p, Cp, wto.p, dy.p, zeros.p, dx2.p, s.data(), b, e); }, calls, &cd);
         f = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_tf::InputGradRows(g, x.p, Cp, wt.p, dy.p, zeros.p, dx.p, s.data(), b, e); }, calls, &cf);
@@ -87,7 +105,7 @@ int main(int argc, char** argv) {
     double maxdiff = 0; for (size_t i = 0; i < ny; ++i) maxdiff = std::max(maxdiff, (double)std::abs(y.p[i]-y2.p[i]));
     double maxdx = 0; for (size_t i = 0; i < nx; ++i) maxdx = std::max(maxdx, (double)std::abs(dx.p[i]-dx2.p[i]));
     if (fwd_only)
-      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | per CPU second x threads: old %6.1f new %6.1f | max|dy| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(fco), med(fcn), maxdiff);
+      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | per CPU second x threads: old %6.1f new %6.1f | pack ms old %.2f new %.2f | max|dy| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(fco), med(fcn), med(pko), med(pkn), maxdiff);
     else
       std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | igrad old %6.1f new %6.1f (%.3f, cpu %.3f) | per CPU second x threads: fwd %6.1f %6.1f igrad %6.1f %6.1f | max|dy| %.1e max|dx| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(bo), med(bn), med(rb), med(rcb), med(fco), med(fcn), med(bco), med(bcn), maxdiff, maxdx);
     std::fflush(stdout);

@@ -228,10 +228,10 @@ struct PaddedRows {
   int64_t block;  // output rows per block
   int64_t first_ih = 0;  // input row held in slot 0
   std::vector<float> buf;
-  explicit PaddedRows(const Geometry& g)
+  explicit PaddedRows(const Geometry& g, int64_t bytes = kBlockBytes)
       : width(((g.OW - 1) * g.s + g.kw) * g.C),
         block(std::max<int64_t>(
-            1, std::min<int64_t>(g.OH, (kBlockBytes / (4 * width) - g.kh) / g.s + 1))),
+            1, std::min<int64_t>(g.OH, (bytes / (4 * width) - g.kh) / g.s + 1))),
         buf(((block - 1) * g.s + g.kh) * width + VL + kFixedSlack, 0.0f) {}
   // Copies the input rows that output rows [i0, i1) of image b read.
   void Fill(const Geometry& g, const float* x, int64_t b, int64_t i0, int64_t i1) {
@@ -289,8 +289,9 @@ __attribute__((always_inline)) static inline void MinSumTaps(const float* wk, in
 }
 
 // One output row (b, i), output-channel vectors [v0, v0 + NV), all columns.
-// wp: (K + 1 + kh, Op): w as (kh, kw * C, Op), then row K holding
-// sum_k w[k, o], then per kernel row dh the sum over (dw, c) of min(0, w);
+// wp: (K, Op): w as (kh, kw * C, Op); ws: (1 + kh, Op): row 0 holding
+// sum_k w[k, o], then per kernel row dh the sum over (dw, c) of min(0, w)
+// (PackForwardWeights puts them after wp's rows, PackForwardSums alone);
 // Op = c_out rounded up to VL, zero filled. rows[dh]: padded input rows
 // (nullptr: the whole kernel row lies in the padding).
 //
@@ -305,10 +306,9 @@ __attribute__((always_inline)) static inline void MinSumTaps(const float* wk, in
 // than their difference (error ~ eps * K * max(|x|, |w|)). The window of one
 // kernel row is kw * C contiguous floats of the padded row, one loop.
 template <int NV, int P>
-static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, int64_t Op,
+static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, const float* ws, int64_t Op,
                        float* y, int64_t b, int64_t i, int64_t v0) {
   const int64_t KC = g.kw * g.C;
-  const int64_t K = g.kh * KC;
   const int64_t KCv = KC / VL * VL;
   for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
     vf acc[P][NV], xs[P];
@@ -327,7 +327,7 @@ static void ForwardRow(const Geometry& g, const float* const* rows, const float*
       if (rows[dh] == nullptr) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v)
-          pad[v] += *reinterpret_cast<const vf*>(wp + (K + 1 + dh) * Op + (v0 + v) * VL);
+          pad[v] += *reinterpret_cast<const vf*>(ws + (1 + dh) * Op + (v0 + v) * VL);
         continue;
       }
       const float* xp[P];
@@ -353,7 +353,7 @@ static void ForwardRow(const Geometry& g, const float* const* rows, const float*
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
         const int64_t o = (v0 + v) * VL;
-        const vf sw = *reinterpret_cast<const vf*>(wp + K * Op + o);
+        const vf sw = *reinterpret_cast<const vf*>(ws + o);
         const vf a = acc[p][v] + pad[v];
         const vf r = (a + a) - (sxv + sw);
         if (o + VL <= g.O) {
@@ -384,10 +384,9 @@ static void ForwardRow(const Geometry& g, const float* const* rows, const float*
 template <int P, int CS>
 __attribute__((noinline)) static void ForwardRowFixed(const Geometry& g,
                                                       const float* const* rows,
-                                                      const float* wp, int64_t Op, float* y,
+                                                      const float* wp, const float* ws, int64_t Op, float* y,
                                                       int64_t b, int64_t i) {
   const int64_t KC = g.kw * g.C;
-  const int64_t K = g.kh * KC;
   const int64_t KCv = KC / VL * VL;
   for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
     vf acc[P], xs[P];
@@ -401,7 +400,7 @@ __attribute__((noinline)) static void ForwardRowFixed(const Geometry& g,
     vf pad = vf{};
     for (int64_t dh = 0; dh < g.kh; ++dh) {
       if (rows[dh] == nullptr) {
-        pad += *reinterpret_cast<const vf*>(wp + (K + 1 + dh) * Op);
+        pad += *reinterpret_cast<const vf*>(ws + (1 + dh) * Op);
         continue;
       }
       const float* xr = rows[dh] + j0 * CS;
@@ -422,7 +421,7 @@ __attribute__((noinline)) static void ForwardRowFixed(const Geometry& g,
         for (int p = 0; p < P; ++p) xt[p] += xr[p * CS + k];
       }
     }
-    const vf sw = *reinterpret_cast<const vf*>(wp + K * Op);
+    const vf sw = *reinterpret_cast<const vf*>(ws);
     for (int p = 0; p < P; ++p) {
       const int64_t j = j0 + p;
       if (j >= g.OW) break;
@@ -443,27 +442,27 @@ __attribute__((noinline)) static void ForwardRowFixed(const Geometry& g,
 
 // Output rows [i0, i1) of image b, output-channel vectors [v0, v0 + NV).
 template <int NV, int P>
-static void ForwardBlock(const Geometry& g, const PaddedRows& padded, const float* wp, int64_t Op,
+static void ForwardBlock(const Geometry& g, const PaddedRows& padded, const float* wp, const float* ws, int64_t Op,
                          float* y, int64_t b, int64_t i0, int64_t i1, int64_t v0) {
   std::vector<const float*> rows(g.kh);
   for (int64_t i = i0; i < i1; ++i) {
     for (int64_t dh = 0; dh < g.kh; ++dh) rows[dh] = padded.Row(g, i, dh);
     if constexpr (NV == 1 && P == kFixedP)
-      ForwardRowFixed<kFixedP, kFixedCS>(g, rows.data(), wp, Op, y, b, i);
+      ForwardRowFixed<kFixedP, kFixedCS>(g, rows.data(), wp, ws, Op, y, b, i);
     else
-      ForwardRow<NV, P>(g, rows.data(), wp, Op, y, b, i, v0);
+      ForwardRow<NV, P>(g, rows.data(), wp, ws, Op, y, b, i, v0);
   }
 }
 
 // Output-channel vectors [v_begin, v_end) of rows [i0, i1): blocks of NV
 // vectors, then the remaining vectors one at a time.
 template <int NV, int P>
-static void ForwardBlockChannels(const Geometry& g, const PaddedRows& padded, const float* wp,
+static void ForwardBlockChannels(const Geometry& g, const PaddedRows& padded, const float* wp, const float* ws,
                                  int64_t Op, float* y, int64_t b, int64_t i0, int64_t i1,
                                  int64_t v_begin, int64_t v_end) {
   int64_t v0 = v_begin;
-  for (; v0 + NV <= v_end; v0 += NV) ForwardBlock<NV, P>(g, padded, wp, Op, y, b, i0, i1, v0);
-  for (; v0 < v_end; ++v0) ForwardBlock<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v0);
+  for (; v0 + NV <= v_end; v0 += NV) ForwardBlock<NV, P>(g, padded, wp, ws, Op, y, b, i0, i1, v0);
+  for (; v0 < v_end; ++v0) ForwardBlock<1, FWD_P_SMALL>(g, padded, wp, ws, Op, y, b, i0, i1, v0);
 }
 
 // ------------------------------------------------------------ 1x1 forward
@@ -492,7 +491,7 @@ static inline float SumX(const float* xp, int64_t C) {
 // Positions [0, np) (np <= P) of xp/yp/sx, output-channel vectors [v0, v0 + NV).
 template <int NV, int P>
 static void Forward1x1Tile(const Geometry& g, const float* const* xp, float* const* yp,
-                           const float* sx, int np, const float* wp, int64_t Op, int64_t v0) {
+                           const float* sx, int np, const float* wp, const float* ws, int64_t Op, int64_t v0) {
   const int64_t K = g.C;
   const float* xq[P];
 #pragma GCC unroll 16
@@ -505,7 +504,7 @@ static void Forward1x1Tile(const Geometry& g, const float* const* xp, float* con
   MinSumTaps<NV, P>(wp + v0 * VL, Op, K, xq, acc);
   vf sw[NV];
 #pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) sw[v] = *reinterpret_cast<const vf*>(wp + K * Op + (v0 + v) * VL);
+  for (int v = 0; v < NV; ++v) sw[v] = *reinterpret_cast<const vf*>(ws + (v0 + v) * VL);
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
     if (p >= np) break;
@@ -530,17 +529,17 @@ static void Forward1x1Tile(const Geometry& g, const float* const* xp, float* con
 // of NV vectors, then what is left two vectors and one vector at a time.
 template <int NV, int P>
 static void Forward1x1Channels(const Geometry& g, const float* const* xp, float* const* yp,
-                               const float* sx, int64_t n, const float* wp, int64_t Op,
+                               const float* sx, int64_t n, const float* wp, const float* ws, int64_t Op,
                                int64_t v_begin, int64_t v_end) {
   int64_t v0 = v_begin;
   for (; v0 + NV <= v_end; v0 += NV)
     for (int64_t m = 0; m < n; m += P)
-      Forward1x1Tile<NV, P>(g, xp + m, yp + m, sx + m, std::min<int64_t>(P, n - m), wp, Op, v0);
-  if constexpr (NV > 1) Forward1x1Channels<NV / 2, (2 * P < 8 ? 2 * P : 8)>(g, xp, yp, sx, n, wp, Op, v0, v_end);
+      Forward1x1Tile<NV, P>(g, xp + m, yp + m, sx + m, std::min<int64_t>(P, n - m), wp, ws, Op, v0);
+  if constexpr (NV > 1) Forward1x1Channels<NV / 2, (2 * P < 8 ? 2 * P : 8)>(g, xp, yp, sx, n, wp, ws, Op, v0, v_end);
 }
 
 // Output rows [begin, end) of the flattened (B * OH) rows of a 1x1 layer.
-static void Forward1x1Rows(const Geometry& g, const float* x, const float* wp, int64_t Op,
+static void Forward1x1Rows(const Geometry& g, const float* x, const float* wp, const float* ws, int64_t Op,
                            float* y, int64_t begin, int64_t end, int64_t v_begin,
                            int64_t v_end) {
   const int64_t total = (end - begin) * g.OW;
@@ -558,7 +557,7 @@ static void Forward1x1Rows(const Geometry& g, const float* x, const float* wp, i
       yp[m] = y + (r * g.OW + j) * g.O;
       sx[m] = SumX(xp[m], g.C);
     }
-    Forward1x1Channels<kForward1x1NV, kForward1x1P>(g, xp.data(), yp.data(), sx.data(), n, wp,
+    Forward1x1Channels<kForward1x1NV, kForward1x1P>(g, xp.data(), yp.data(), sx.data(), n, wp, ws,
                                                      Op, v_begin, v_end);
   }
 }
@@ -738,18 +737,26 @@ int64_t ForwardPackedRows(const Geometry& g) { return g.kh * g.kw * g.C + 1 + g.
 
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp) {
   const int64_t K = g.kh * g.kw * g.C;
+  for (int64_t k = 0; k < K; ++k) {
+    std::memcpy(wp + k * Op, w + k * g.O, g.O * sizeof(float));
+    std::memset(wp + k * Op + g.O, 0, (Op - g.O) * sizeof(float));
+  }
+  PackForwardSums(g, w, Op, wp + K * Op);
+}
+
+void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums) {
+  const int64_t K = g.kh * g.kw * g.C;
   const int64_t KC = g.kw * g.C;
-  float* sw = wp + K * Op;
-  for (int64_t o = 0; o < g.O; ++o) sw[o] = 0.0f;
-  for (int64_t dh = 0; dh < g.kh; ++dh)
-    for (int64_t o = 0; o < g.O; ++o) sw[(1 + dh) * Op + o] = 0.0f;
-  for (int64_t k = 0; k < K; ++k)
+  std::memset(sums, 0, (1 + g.kh) * Op * sizeof(float));
+  float* __restrict__ sw = sums;
+  for (int64_t k = 0; k < K; ++k) {
+    const float* __restrict__ wk = w + k * g.O;
+    float* __restrict__ sm = sums + (1 + k / KC) * Op;
     for (int64_t o = 0; o < g.O; ++o) {
-      const float v = w[k * g.O + o];
-      wp[k * Op + o] = v;
-      sw[o] += v;
-      sw[(1 + k / KC) * Op + o] += std::min(v, 0.0f);
+      sw[o] += wk[o];
+      sm[o] += std::min(wk[o], 0.0f);
     }
+  }
 }
 
 int64_t ForwardChannelGroups(const Geometry& g, int threads) {
@@ -765,7 +772,7 @@ namespace {
 // block of NV vectors over all the block's images in turn, as
 // ForwardBlockChannels does for one.
 template <int NV, int P>
-void ForwardImages(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
+void ForwardImages(const Geometry& g, const float* x, const float* wp, const float* ws, int64_t Op, float* y,
                    int64_t begin, int64_t end, int64_t v_begin, int64_t v_end, int64_t images) {
   std::vector<PaddedRows> pads;
   pads.reserve(images);
@@ -785,24 +792,36 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, int64_t O
     int64_t v0 = v_begin;
     for (; v0 + NV <= v_end; v0 += NV)
       for (size_t k = 0; k < parts.size(); ++k)
-        ForwardBlock<NV, P>(g, pads[k], wp, Op, y, parts[k].b, parts[k].i0, parts[k].i1, v0);
+        ForwardBlock<NV, P>(g, pads[k], wp, ws, Op, y, parts[k].b, parts[k].i0, parts[k].i1, v0);
     for (; v0 < v_end; ++v0)
       for (size_t k = 0; k < parts.size(); ++k)
-        ForwardBlock<1, FWD_P_SMALL>(g, pads[k], wp, Op, y, parts[k].b, parts[k].i0,
+        ForwardBlock<1, FWD_P_SMALL>(g, pads[k], wp, ws, Op, y, parts[k].b, parts[k].i0,
                                      parts[k].i1, v0);
   }
 }
 }  // namespace
 
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
-                 int64_t begin, int64_t end, int64_t group, int64_t groups) {
+                 int64_t begin, int64_t end, int64_t group, int64_t groups,
+                 const float* sums) {
+  const float* ws = sums != nullptr ? sums : wp + g.kh * g.kw * g.C * Op;
   const int64_t nvec = Op / VL;
   // Group boundaries on multiples of kForwardGroupVectors, the widest block.
   const int64_t nblk = (nvec + kForwardGroupVectors - 1) / kForwardGroupVectors;
   const int64_t v_begin = std::min(nvec, nblk * group / groups * kForwardGroupVectors);
   const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
-  if (g.kh == 1 && g.kw == 1) return Forward1x1Rows(g, x, wp, Op, y, begin, end, v_begin, v_end);
-  PaddedRows padded(g);
+  if (g.kh == 1 && g.kw == 1) return Forward1x1Rows(g, x, wp, ws, Op, y, begin, end, v_begin, v_end);
+  // A whole image a block where the range holds more than one image, the
+  // weights outgrow kBlockBytes and the image's padded rows fit
+  // kMultiImageBytes (14x14x512 -> 512 at stride 2: 460 KB, blocks of 3 of
+  // its 7 output rows before): on Zen 4, 0.64-0.77 of the CPU time at batch
+  // 32; at batch 1 (one image a thread, half the channels each) 1.19, so not
+  // there.
+  const int64_t whole_image = 4 * ((g.OW - 1) * g.s + g.kw) * g.C * ((g.OH - 1) * g.s + g.kh);
+  PaddedRows padded(g, end - begin > g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes &&
+                               whole_image <= kMultiImageBytes
+                           ? std::max(kBlockBytes, whole_image)
+                           : kBlockBytes);
   // Whole images a block, several where a block holds a whole image and the
   // weights outgrow the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB
   // of padded rows an image): each channel block's weights are then read
@@ -812,9 +831,9 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
                              ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
                              : 1;
   if (images > 1 && nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
-    return ForwardImages<3, 7>(g, x, wp, Op, y, begin, end, v_begin, v_end, images);
+    return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images);
   if (images > 1 && nvec >= 4)
-    return ForwardImages<4, FWD_P_LARGE>(g, x, wp, Op, y, begin, end, v_begin, v_end, images);
+    return ForwardImages<4, FWD_P_LARGE>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images);
   for (int64_t r0 = begin; r0 < end;) {
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
@@ -824,17 +843,17 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
       // would compute 8 or 16 of them. 7 x 3 vectors fit the registers now
       // that x is not broadcast into one (min_bcast); on Zen 4 against 7 x 2,
       // 7x7x512 and 14x14x256 3x3: 0.91-0.94 of the CPU time (kernels_ab).
-      ForwardBlockChannels<3, 7>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+      ForwardBlockChannels<3, 7>(g, padded, wp, ws, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec >= 4)
-      ForwardBlockChannels<4, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+      ForwardBlockChannels<4, FWD_P_LARGE>(g, padded, wp, ws, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 3)
-      ForwardBlockChannels<3, FWD_P_LARGE>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+      ForwardBlockChannels<3, FWD_P_LARGE>(g, padded, wp, ws, Op, y, b, i0, i1, v_begin, v_end);
     else if (nvec == 2)
-      ForwardBlockChannels<2, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+      ForwardBlockChannels<2, FWD_P_SMALL>(g, padded, wp, ws, Op, y, b, i0, i1, v_begin, v_end);
     else if (VL == 16 && g.C * g.s == kFixedCS)  // 16 accumulators need AVX-512's 32 registers
-      ForwardBlock<1, kFixedP>(g, padded, wp, Op, y, b, i0, i1, 0);
+      ForwardBlock<1, kFixedP>(g, padded, wp, ws, Op, y, b, i0, i1, 0);
     else
-      ForwardBlockChannels<1, FWD_P_SMALL>(g, padded, wp, Op, y, b, i0, i1, v_begin, v_end);
+      ForwardBlockChannels<1, FWD_P_SMALL>(g, padded, wp, ws, Op, y, b, i0, i1, v_begin, v_end);
     r0 += i1 - i0;
   }
 }

@@ -35,9 +35,15 @@ const char* IsaName();
 // there are few rows (a 7x7 layer at batch 1 has 7): 1 when rows suffice.
 int64_t ForwardPackedRows(const Geometry& g);
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
+// The last 1 + kh rows of PackForwardWeights's alone, into sums ((1 + kh) * Op
+// floats): ForwardRows reads them from there when given `sums`, and then
+// reads w's rows from wp as they are, (K, Op) with row stride Op (w itself
+// when O = Op and w is 64-byte aligned: nothing to copy).
+void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums);
 int64_t ForwardChannelGroups(const Geometry& g, int threads);
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
-                 int64_t begin, int64_t end, int64_t group = 0, int64_t groups = 1);
+                 int64_t begin, int64_t end, int64_t group = 0, int64_t groups = 1,
+                 const float* sums = nullptr);
 
 // Input gradient. PackInputGradWeights writes w as (Cp / VL, kh, kw, O, VL),
 // VL = VectorWidth(), the kernel columns in reverse order, Cp = C rounded up
