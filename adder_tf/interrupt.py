@@ -49,10 +49,13 @@ class GracefulStop(keras.callbacks.Callback):
             self._wakeup = _SecondSignal(signal.SIGINT, self._second_line)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
         if self._wakeup is not None:
             self._wakeup.close()
         signal.signal(signal.SIGINT, self._previous)
+        if exc_type is None and self._stop():   # a Ctrl-C as fit ended (its last callbacks)
+            completed = self._completed()
+            raise Interrupted(f"interrupted after epoch {completed}; {self._kept(completed)}")
         return False
 
     def _on_sigint(self, signum, frame):

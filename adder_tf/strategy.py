@@ -7,6 +7,7 @@ workers' agreement on where to resume or stop all sum through it.
 import json
 import os
 import socket
+import weakref
 
 import tensorflow as tf
 
@@ -127,16 +128,25 @@ def gather_over_replicas(strategy, value):
     Called from outside a step by every worker at the same point: what lets the
     workers agree on the epoch to resume from and on the step to stop at.
     """
+    gather = _GATHERS.get(strategy)
+    if gather is None:
+        gather = _GATHERS[strategy] = _gather_function(strategy)
+    summed = strategy.experimental_local_results(gather(tf.constant(float(value))))
+    return summed[0].numpy().tolist()
+
+
+_GATHERS = weakref.WeakKeyDictionary()   # strategy -> its traced gather (one trace each)
+
+
+def _gather_function(strategy):
     n = strategy.num_replicas_in_sync
 
-    @tf.function
-    def gather():
+    def replica(value):
         ctx = tf.distribute.get_replica_context()
         return sum_over_replicas(tf.one_hot(ctx.replica_id_in_sync_group, n,
-                                            on_value=float(value), dtype=tf.float32))
+                                            on_value=value, dtype=tf.float32))
 
-    summed = strategy.experimental_local_results(strategy.run(gather))
-    return summed[0].numpy().tolist()
+    return tf.function(lambda value: strategy.run(replica, args=(value,)))
 
 
 class WorkerLost(RuntimeError):
