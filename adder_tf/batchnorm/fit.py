@@ -109,6 +109,7 @@ class ReestimatingFit:
     """
 
     bn_reestimation_steps = DEFAULT_STEPS
+    _told_train_on_batch = False   # train_on_batch's line is said once per model
 
     def reestimation_network(self):
         """The network whose BatchNorms `fit` re-estimates (a distiller returns its student)."""
@@ -130,7 +131,7 @@ class ReestimatingFit:
 
     def train_on_batch(self, *args, **kwargs):
         """Keras's, saying once that it leaves the statistics as they are (no epoch ends)."""
-        if not getattr(self, "_told_train_on_batch", False) and _adder_layers(self):
+        if not self._told_train_on_batch and _adder_layers(self):
             self._told_train_on_batch = True
             warnings.warn(f"{self.name!r}: train_on_batch does not re-estimate BatchNorm "
                           "statistics; call adder_tf.batchnorm.reestimate(model, data) before "
