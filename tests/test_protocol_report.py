@@ -62,6 +62,19 @@ def test_main_table_rows_and_table1_cells(folder):
     assert "| kernel_conv1x1 | — | 50.00 ± 0.00 [3] |" in blocks["table1"]
 
 
+def test_cost_of_a_resumed_run_counts_only_the_epochs_it_trained(tmp_path):
+    _run(tmp_path, "main", "ann_seed0", 40.0, "ann")  # 60 s for 12 epochs
+    _run(tmp_path, "main", "ann_seed1", 40.0, "ann")
+    resumed = tmp_path / "main" / "ann_seed1" / "results.json"
+    results = json.loads(resumed.read_text())
+    results["resumed_from_epoch"] = 9  # 60 s for the last 3 epochs: 240 s a run
+    resumed.write_text(json.dumps(results))
+    _run(tmp_path, "main", "nst_seed0", 40.0, "mmd")
+    cost = protocol.render(str(tmp_path))["cost"]
+    assert "| ANN (12 epochs) | 2.5 | 2 |" in cost
+    assert "| NST (12 epochs) | 1.0 | 1 |" in cost
+
+
 def test_selection_refuses_runs_scored_on_the_test_split(tmp_path):
     _run(tmp_path, "select", "kd_w1", 40.0, "kd", "test")
     with pytest.raises(Exception, match="held-out"):

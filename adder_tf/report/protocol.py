@@ -203,12 +203,23 @@ def table3(main, table3_runs):
 
 
 def cost_table(phases):
-    """Mean training seconds of a run, per method (what one run of the protocol costs)."""
+    """Minutes one run of the protocol costs, per method.
+
+    A resumed run's results.json times only the epochs it trained after the
+    resume, so a run's cost is its seconds per epoch trained this session
+    times its epochs.
+    """
+    labels = {"mmd": "NST", "cnn": "CNN", "ann": "ANN", "kd": "KD", "pkkd": "PKKD"}
     seconds = {}
     for phase in ("main", "table1", "table3"):
-        for name, results in phases.get(phase, {}).items():
-            key = f"{results['method']} ({results.get('epochs_completed')} epochs)"
-            seconds.setdefault(key, []).append(results.get("train_seconds_this_session", 0.0))
+        for results in phases.get(phase, {}).values():
+            epochs = results.get("epochs_completed") or 0
+            trained = epochs - (results.get("resumed_from_epoch") or 0)
+            if trained <= 0:
+                continue
+            key = f"{labels.get(results['method'], results['method'])} ({epochs} epochs)"
+            per_epoch = results.get("train_seconds_this_session", 0.0) / trained
+            seconds.setdefault(key, []).append(per_epoch * epochs)
     rows = [[k, f"{sum(v) / len(v) / 60:.1f}", len(v)] for k, v in sorted(seconds.items())]
     return _table(["method", "minutes per run (mean)", "runs"], rows)
 
