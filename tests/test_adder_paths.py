@@ -123,6 +123,12 @@ CASES = [
     # Whole-image blocks within 512 KB where 256 KB held 6 of 7 output rows
     # (stride 2 "same", weights over 256 KB, more than one image a thread).
     (4, 14, 14, 304, 64, 3, 2, "same"),
+    # Those blocks kernel row by kernel row, each tile's sums parked between
+    # kernel rows: odd c_in with 7-wide tiles, 4-wide tiles with a partial one
+    # (9 columns: 4 + 4 + 1) at batch 1, five kernel rows.
+    (2, 7, 7, 75, 144, 3, 1, "same"),   # 3 blocks of 3 vectors, c_in not a multiple of a vector
+    (1, 9, 9, 70, 112, 3, 1, "same"),   # batch 1, 4 + 3 single vectors, tiles 4 + 4 + 1
+    (1, 7, 7, 48, 64, 5, 1, "same"),    # batch 1, five kernel rows (two padded at each edge)
 ]
 
 
