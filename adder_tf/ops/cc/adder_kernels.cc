@@ -832,15 +832,19 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
   PackForwardSums(g, w, Op, wp + K * Op);
 }
 
-void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums) {
+void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
+                     int64_t o_begin, int64_t o_end) {
   const int64_t K = g.kh * g.kw * g.C;
   const int64_t KC = g.kw * g.C;
-  std::memset(sums, 0, (1 + g.kh) * Op * sizeof(float));
+  if (o_end < 0) o_end = Op;
+  for (int64_t r = 0; r <= g.kh; ++r)
+    std::memset(sums + r * Op + o_begin, 0, (o_end - o_begin) * sizeof(float));
+  const int64_t o_stop = std::min(o_end, g.O);
   float* __restrict__ sw = sums;
   for (int64_t k = 0; k < K; ++k) {
     const float* __restrict__ wk = w + k * g.O;
     float* __restrict__ sm = sums + (1 + k / KC) * Op;
-    for (int64_t o = 0; o < g.O; ++o) {
+    for (int64_t o = o_begin; o < o_stop; ++o) {
       sw[o] += wk[o];
       sm[o] += std::min(wk[o], 0.0f);
     }
@@ -855,16 +859,40 @@ int64_t ForwardChannelGroups(const Geometry& g, int threads) {
 }
 
 namespace {
+// PackForwardSums's columns of vectors [v0, v0 + nv) over kernel row dh's taps
+// alone, into ws (laid out as PackForwardSums writes it, row 0 already holding
+// the earlier kernel rows' sums): lane by lane the same additions in the same
+// order, so the same floats (min(0, w) as std::min(w, 0.0f): the zero when w
+// is not below it).
+static void KernelRowSums(const Geometry& g, const float* w, int64_t Op, float* ws, int64_t v0,
+                          int64_t nv, int64_t dh) {
+  const int64_t KC = g.kw * g.C;
+  for (int64_t v = v0; v < v0 + nv; ++v) {
+    vf sw = *reinterpret_cast<const vf*>(ws + v * VL), sm = vf{};
+    for (int64_t k = dh * KC; k < (dh + 1) * KC; ++k) {
+      const vf wk = *reinterpret_cast<const vf*>(w + k * Op + v * VL);
+      sw += wk;
+      sm += vmin(vf{}, wk);
+    }
+    *reinterpret_cast<vf*>(ws + v * VL) = sw;
+    *reinterpret_cast<vf*>(ws + (1 + dh) * Op + v * VL) = sm;
+  }
+}
+
 // Rows [begin, end) in blocks of up to `images` whole images (a partial
 // image at either end of the range is a block of its own), each channel
 // block of NV vectors over all the block's images in turn, as
 // ForwardBlockChannels does for one.
 template <int NV, int P>
 void ForwardImages(const Geometry& g, const float* x, const float* wp, const float* ws, int64_t Op, float* y,
-                   int64_t begin, int64_t end, int64_t v_begin, int64_t v_end, int64_t images) {
+                   int64_t begin, int64_t end, int64_t v_begin, int64_t v_end, int64_t images,
+                   float* own_sums) {
+  // As many padded-row buffers as the range has images (and partial images
+  // at its ends), at most `images`: one (166 KB to zero for 7x7x512) at batch 1.
+  const int64_t spans = (end - 1) / g.OH - begin / g.OH + 1;
   std::vector<PaddedRows> pads;
-  pads.reserve(images);
-  for (int64_t k = 0; k < images; ++k) pads.emplace_back(g);
+  pads.reserve(std::min(images, spans));
+  for (int64_t k = 0; k < std::min(images, spans); ++k) pads.emplace_back(g);
   struct Part { int64_t b, i0, i1; };
   std::vector<Part> parts;
   const int64_t tiles_per_row = (g.OW + P - 1) / P;
@@ -877,21 +905,27 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
       pads[parts.size()].Fill(g, x, b, i0, i1);
       parts.push_back({b, i0, i1});
       r0 += i1 - i0;
-    } while (r0 < end && (int64_t)parts.size() < images && parts.back().i0 == 0 &&
+    } while (r0 < end && parts.size() < pads.size() && parts.back().i0 == 0 &&
              parts.back().i1 == g.OH && r0 % g.OH == 0 && end - r0 >= g.OH);
     int64_t v0 = v_begin;
     // Kernel row by kernel row over all the block's rows (ForwardRowKernelRow).
     int64_t nrows = 0;
     for (const Part& q : parts) nrows += q.i1 - q.i0;
     tiles.resize(nrows * tiles_per_row);
+    const bool fill = own_sums != nullptr && r0 - nrows == begin;  // the first block
     for (; v0 + NV <= v_end; v0 += NV)
       for (int64_t dh = 0; dh < g.kh; ++dh) {
+        // The sums of this kernel row's weights, which the rows below then
+        // find in cache (own_sums: no pass of their own over w before).
+        if (fill) KernelRowSums(g, wp, Op, own_sums, v0, NV, dh);
         ForwardTile<NV, P>* t = tiles.data();
         for (size_t k = 0; k < parts.size(); ++k)
           for (int64_t i = parts[k].i0; i < parts[k].i1; ++i, t += tiles_per_row)
             ForwardRowKernelRow<NV, P>(g, pads[k].Row(g, i, dh), dh, wp, ws, Op, y, parts[k].b, i,
                                        v0, t);
       }
+    if (fill)
+      for (int64_t dh = 0; dh < g.kh; ++dh) KernelRowSums(g, wp, Op, own_sums, v0, v_end - v0, dh);
     for (; v0 < v_end; ++v0)
       for (size_t k = 0; k < parts.size(); ++k)
         ForwardBlock<1, FWD_P_SMALL>(g, pads[k], wp, ws, Op, y, parts[k].b, parts[k].i0,
@@ -902,14 +936,25 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
 
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
                  int64_t begin, int64_t end, int64_t group, int64_t groups,
-                 const float* sums) {
-  const float* ws = sums != nullptr ? sums : wp + g.kh * g.kw * g.C * Op;
+                 const float* sums, bool own_sums) {
   const int64_t nvec = Op / VL;
   // Group boundaries on multiples of kForwardGroupVectors, the widest block.
   const int64_t nblk = (nvec + kForwardGroupVectors - 1) / kForwardGroupVectors;
   const int64_t v_begin = std::min(nvec, nblk * group / groups * kForwardGroupVectors);
   const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
-  if (g.kh == 1 && g.kw == 1) return Forward1x1Rows(g, x, wp, ws, Op, y, begin, end, v_begin, v_end);
+  // own_sums: the sums of this call's channels, here (the blocks of whole
+  // images compute each kernel row's as they reach it).
+  // (Vectors: the kernels read the sums as aligned vectors.)
+  std::vector<vf> own_vectors(own_sums ? (1 + g.kh) * Op / VL : 0, vf{});
+  float* own = reinterpret_cast<float*>(own_vectors.data());
+  const float* ws = own_sums ? own : sums != nullptr ? sums : wp + g.kh * g.kw * g.C * Op;
+  const auto pack_own = [&] {
+    if (own_sums) PackForwardSums(g, wp, Op, own, v_begin * VL, v_end * VL);
+  };
+  if (g.kh == 1 && g.kw == 1) {
+    pack_own();
+    return Forward1x1Rows(g, x, wp, ws, Op, y, begin, end, v_begin, v_end);
+  }
   // A whole image a block where the range holds more than one image, the
   // weights outgrow kBlockBytes and the image's padded rows fit
   // kMultiImageBytes (14x14x512 -> 512 at stride 2: 460 KB, blocks of 3 of
@@ -929,10 +974,13 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   const int64_t images = padded.block >= g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
                              ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
                              : 1;
+  float* fill = own_sums ? own : nullptr;
   if (images > 1 && nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
-    return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images);
+    return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images, fill);
   if (images > 1 && nvec >= 4)
-    return ForwardImages<4, FWD_P_LARGE>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images);
+    return ForwardImages<4, FWD_P_LARGE>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images,
+                                         fill);
+  pack_own();
   for (int64_t r0 = begin; r0 < end;) {
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
@@ -957,11 +1005,15 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   }
 }
 
-void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt) {
-  std::memset(wt, 0, g.kh * g.kw * g.O * Cp * sizeof(float));
+void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt,
+                          int64_t cv_begin, int64_t cv_end) {
+  if (cv_end < 0) cv_end = Cp / VL;
+  const int64_t slab = g.kh * g.kw * g.O * VL;  // floats per channel vector
+  std::memset(wt + cv_begin * slab, 0, (cv_end - cv_begin) * slab * sizeof(float));
+  const int64_t c_end = std::min(g.C, cv_end * VL);
   for (int64_t dh = 0; dh < g.kh; ++dh)
     for (int64_t dw = 0; dw < g.kw; ++dw)
-      for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t c = cv_begin * VL; c < c_end; ++c)
         for (int64_t o = 0; o < g.O; ++o)
           wt[(((c / VL * g.kh + dh) * g.kw + g.kw - 1 - dw) * g.O + o) * VL + c % VL] =
               w[((dh * g.kw + dw) * g.C + c) * g.O + o];
