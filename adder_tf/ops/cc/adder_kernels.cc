@@ -228,10 +228,14 @@ struct PaddedRows {
   int64_t block;  // output rows per block
   int64_t first_ih = 0;  // input row held in slot 0
   std::vector<float> buf;
+  static int64_t Width(const Geometry& g) { return ((g.OW - 1) * g.s + g.kw) * g.C; }
+  // Output rows a block of `bytes` of padded rows holds (at least one).
+  static int64_t BlockRows(const Geometry& g, int64_t bytes) {
+    return std::max<int64_t>(1, std::min<int64_t>(g.OH, (bytes / (4 * Width(g)) - g.kh) / g.s + 1));
+  }
   explicit PaddedRows(const Geometry& g, int64_t bytes = kBlockBytes)
-      : width(((g.OW - 1) * g.s + g.kw) * g.C),
-        block(std::max<int64_t>(
-            1, std::min<int64_t>(g.OH, (bytes / (4 * width) - g.kh) / g.s + 1))),
+      : width(Width(g)),
+        block(BlockRows(g, bytes)),
         buf(((block - 1) * g.s + g.kh) * width + VL + kFixedSlack, 0.0f) {}
   // Copies the input rows that output rows [i0, i1) of image b read.
   void Fill(const Geometry& g, const float* x, int64_t b, int64_t i0, int64_t i1) {
@@ -305,8 +309,10 @@ __attribute__((always_inline)) static inline void MinSumTaps(const float* wk, in
 // summing |x - w| directly only when x and w share an offset much larger
 // than their difference (error ~ eps * K * max(|x|, |w|)). The window of one
 // kernel row is kw * C contiguous floats of the padded row, one loop.
+// Not inlined: inlined into ForwardRows (g++ 12), its 4 x 4 tile ran at half
+// the rate (56x56x64 and 28x28x128 3x3 on Zen 4, kernels_ab).
 template <int NV, int P>
-static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, const float* ws, int64_t Op,
+__attribute__((noinline)) static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, const float* ws, int64_t Op,
                        float* y, int64_t b, int64_t i, int64_t v0) {
   const int64_t KC = g.kw * g.C;
   const int64_t KCv = KC / VL * VL;
@@ -934,6 +940,25 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
 }
 }  // namespace
 
+namespace {
+// Whole images a forward block, given the output rows of its padded-row
+// budget: several where a block holds a whole image and the weights outgrow
+// the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB of padded rows an
+// image), else 1.
+int64_t ImagesPerBlock(const Geometry& g, int64_t Op, int64_t block_rows) {
+  const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
+  return block_rows >= g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
+             ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
+             : 1;
+}
+}  // namespace
+
+bool ForwardSumsAsItGoes(const Geometry& g) {
+  const int64_t Op = (g.O + VL - 1) / VL * VL;
+  return g.kh * g.kw > 1 && Op / VL >= 4 &&
+         ImagesPerBlock(g, Op, PaddedRows::BlockRows(g, kBlockBytes)) > 1;
+}
+
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
                  int64_t begin, int64_t end, int64_t group, int64_t groups,
                  const float* sums, bool own_sums) {
@@ -966,14 +991,9 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
                                whole_image <= kMultiImageBytes
                            ? std::max(kBlockBytes, whole_image)
                            : kBlockBytes);
-  // Whole images a block, several where a block holds a whole image and the
-  // weights outgrow the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB
-  // of padded rows an image): each channel block's weights are then read
-  // once for all of them. Same sums in the same order.
-  const int64_t image_bytes = 4 * padded.width * ((g.OH - 1) * g.s + g.kh);
-  const int64_t images = padded.block >= g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
-                             ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
-                             : 1;
+  // Whole images a block (ImagesPerBlock): each channel block's weights are
+  // then read once for all of them. Same sums in the same order.
+  const int64_t images = ImagesPerBlock(g, Op, padded.block);
   float* fill = own_sums ? own : nullptr;
   if (images > 1 && nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
     return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images, fill);

@@ -46,9 +46,12 @@ void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
                      int64_t o_begin = 0, int64_t o_end = -1);
 int64_t ForwardChannelGroups(const Geometry& g, int threads);
 // own_sums (w read in place, Op = O): `sums` is ignored and each call sums
-// its own channels' weights as it goes (bit for bit PackForwardSums's), so
-// that no pass over w precedes the threads' work (0.3-0.5 ms on one thread
-// for 3x3x512x512).
+// its own channels' weights (bit for bit PackForwardSums's), so that no pass
+// over w precedes the threads' work (0.3-0.5 ms on one thread for
+// 3x3x512x512). ForwardSumsAsItGoes says where that costs no pass of its
+// own (blocks of whole images: each kernel row's sums as the rows reach it);
+// elsewhere each call packs its channels' sums first.
+bool ForwardSumsAsItGoes(const Geometry& g);
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
                  int64_t begin, int64_t end, int64_t group = 0, int64_t groups = 1,
                  const float* sums = nullptr, bool own_sums = false);

@@ -128,12 +128,12 @@ class AdderConv2DOp : public OpKernel {
     // long as the 7x7 layer's sums at batch 1.
     const float* w = wt.flat<float>().data();
     const bool in_place = Op == g.O && reinterpret_cast<uintptr_t>(w) % (VL * 4) == 0;
-    // Kernels over 1 MB read in place: each thread sums its own channels'
-    // weights as it reaches them (ForwardRows's own_sums) instead of one
-    // thread reading them all first (3x3x512x512: 0.3-0.5 ms, memory-bound,
-    // no faster on two threads, against about 1.3 ms of work a thread at
-    // batch 1).
-    const bool own_sums = in_place && K * g.O * 4 >= (1 << 20);
+    // Kernels over 1 MB read in place, in blocks of whole images: each thread
+    // sums its own channels' weights as it reaches them (ForwardRows's
+    // own_sums) instead of one thread reading them all first (3x3x512x512:
+    // 0.3-0.5 ms, memory-bound, no faster on two threads, against about
+    // 1.3 ms of work a thread at batch 1).
+    const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g);
     Buffer wp_buf(own_sums ? 0 : in_place ? (ForwardPackedRows(g) - K) * Op : ForwardPackedRows(g) * Op);
     const float* wp = in_place ? w : wp_buf.p;
     const float* sums = in_place ? wp_buf.p : wp_buf.p + K * Op;
