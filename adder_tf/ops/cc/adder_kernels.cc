@@ -885,6 +885,8 @@ static void KernelRowSums(const Geometry& g, const float* w, int64_t Op, float* 
   }
 }
 
+constexpr bool kForwardByKernelRow = VL == 16;
+
 // Rows [begin, end) in blocks of up to `images` whole images (a partial
 // image at either end of the range is a block of its own), each channel
 // block of NV vectors over all the block's images in turn, as
@@ -919,6 +921,15 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
     for (const Part& q : parts) nrows += q.i1 - q.i0;
     tiles.resize(nrows * tiles_per_row);
     const bool fill = own_sums != nullptr && r0 - nrows == begin;  // the first block
+    // Kernel row by kernel row with AVX-512 only: an AVX2 build (measured on
+    // Zen 4) ran 14x14x256 and 7x7x512 3x3 at 1.28x and 1.06-1.08x the CPU
+    // time so; there each block of vectors goes over the rows whole as before.
+    for (; !kForwardByKernelRow && v0 + NV <= v_end; v0 += NV) {
+      if (fill)
+        for (int64_t dh = 0; dh < g.kh; ++dh) KernelRowSums(g, wp, Op, own_sums, v0, NV, dh);
+      for (size_t k = 0; k < parts.size(); ++k)
+        ForwardBlock<NV, P>(g, pads[k], wp, ws, Op, y, parts[k].b, parts[k].i0, parts[k].i1, v0);
+    }
     for (; v0 + NV <= v_end; v0 += NV)
       for (int64_t dh = 0; dh < g.kh; ++dh) {
         // The sums of this kernel row's weights, which the rows below then
