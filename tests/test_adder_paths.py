@@ -138,6 +138,10 @@ CASES = [
     (1, 5, 5, 181, 176, 3, 1, "same"),
     (2, 6, 5, 300, 100, 3, 1, "same"),
     (9, 7, 7, 128, 240, 3, 1, "same"),
+    # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
+    # 28 columns: three tiles and odd channels at batch 1, "valid" padding.
+    (1, 4, 21, 19, 24, 3, 1, "same"),
+    (2, 5, 14, 33, 40, 3, 1, "valid"),
 ]
 
 
