@@ -11,7 +11,9 @@
 //               sum of min(0, w) over that row. Output rows go in blocks (one
 //               image, the block's padded input rows within kBlockBytes), each
 //               block of c_out vectors over all the block's rows, so a block's
-//               packed weights are read once per block of rows, not per row.
+//               packed weights are read once per block of rows, not per row
+//               (in blocks of whole images with AVX-512, kernel row by kernel
+//               row: one kernel row's weights at a time stay in L2).
 //   input grad: gather form, tile = P input positions of one row (same
 //               column residue mod stride, so they share the valid kernel
 //               offsets) x one vector of c_in; inner loop over c_out, w packed
