@@ -10,7 +10,8 @@
 // (other processes on the same cores) disturb less than wall-clock time, and
 // the rates per thread-CPU second times the threads (old, new; forward and input gradient) (what the threads would
 // do if they had their cores to themselves, caches and memory shared aside).
-// Kernels over 1 MB read in place in blocks of whole images are timed as the op runs them: the new side
+// Kernels over 1 MB read in place in blocks of whole images, more images than
+// threads, are timed as the op runs them: the new side
 // sums its own channels' weights inside ForwardRows (own_sums), the old side
 // packs the sums first on the first range's thread (its CPU time counted;
 // in the op the other threads also wait for it; here into a scratch copy, the
@@ -83,7 +84,7 @@ int main(int argc, char** argv) {
     const float* snew = in_place ? sums.p : wp.p + KK * g.C * Op;
     // As the op: own sums for kernels over 1 MB read in place; the old side
     // reads w in place too and packs the sums (on the first range's thread).
-    const bool own = in_place && KK * g.C * g.O * 4 >= (1 << 20) && adder_tf::ForwardSumsAsItGoes(g);
+    const bool own = in_place && KK * g.C * g.O * 4 >= (1 << 20) && adder_tf::ForwardSumsAsItGoes(g) && B > threads;
     Floats sums_old((1 + sh.k) * Op), scratch((1 + sh.k) * Op);  // scratch: the timed packing's
     const float* wold = in_place ? w.p : wpo.p;
     const float* sold = in_place ? sums_old.p : wpo.p + KK * g.C * Op;

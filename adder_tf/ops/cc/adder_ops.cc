@@ -128,12 +128,16 @@ class AdderConv2DOp : public OpKernel {
     // long as the 7x7 layer's sums at batch 1.
     const float* w = wt.flat<float>().data();
     const bool in_place = Op == g.O && reinterpret_cast<uintptr_t>(w) % (VL * 4) == 0;
-    // Kernels over 1 MB read in place, in blocks of whole images: each thread
-    // sums its own channels' weights as it reaches them (ForwardRows's
-    // own_sums) instead of one thread reading them all first (3x3x512x512:
-    // 0.3-0.5 ms, memory-bound, no faster on two threads, against about
-    // 1.3 ms of work a thread at batch 1).
-    const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g);
+    // Kernels over 1 MB read in place, in blocks of whole images, more images
+    // than threads: each thread sums its own channels' weights as it reaches
+    // them (ForwardRows's own_sums) instead of one thread reading them all
+    // first (3x3x512x512: 0.3-0.5 ms, memory-bound, no faster on two
+    // threads). 7x7x512 -> 512 on Zen 4, the ops of both ways in one process:
+    // batch 32 0.88 of the time against 0.94 packing first; batch 1 1.11
+    // against 0.95-0.98 (its threads' strided first reads of w, from memory).
+    auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
+    const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g) &&
+                          g.B > pool->num_threads;
     Buffer wp_buf(own_sums ? 0 : in_place ? (ForwardPackedRows(g) - K) * Op : ForwardPackedRows(g) * Op);
     const float* wp = in_place ? w : wp_buf.p;
     const float* sums = in_place ? wp_buf.p : wp_buf.p + K * Op;
@@ -141,7 +145,6 @@ class AdderConv2DOp : public OpKernel {
       PackForwardWeights(g, w, Op, wp_buf.p);
     else if (!own_sums)
       PackForwardSums(g, w, Op, wp_buf.p);
-    auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
     const float* x = xt.flat<float>().data();
     float* y = yt->flat<float>().data();
     // Work units: (channel group, row), group-major; one group unless the rows
