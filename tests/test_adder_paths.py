@@ -123,6 +123,26 @@ CASES = [
     # Whole-image blocks within 512 KB where 256 KB held 6 of 7 output rows
     # (stride 2 "same", weights over 256 KB, more than one image a thread).
     (4, 14, 14, 304, 64, 3, 2, "same"),
+    # Those blocks kernel row by kernel row, each tile's sums parked between
+    # kernel rows: odd c_in with 7-wide tiles, 4-wide tiles with a partial one
+    # (9 columns: 4 + 4 + 1) at batch 1, five kernel rows.
+    (2, 7, 7, 75, 144, 3, 1, "same"),   # 3 blocks of 3 vectors, c_in not a multiple of a vector
+    (1, 9, 9, 70, 112, 3, 1, "same"),   # batch 1, 4 + 3 single vectors, tiles 4 + 4 + 1
+    (1, 7, 7, 48, 64, 5, 1, "same"),    # batch 1, five kernel rows (two padded at each edge)
+    # Kernels over 1 MB: the forward read in place with more images than
+    # threads sums each thread's own channels' weights (kernel row by kernel
+    # row in the blocks of whole images, in the first block only; 11 output
+    # vectors = 2 blocks of 4 + 3 single ones), the input gradient's packing in
+    # ranges of channel vectors over the threads (12, the last one partial); a
+    # packed copy with odd c_out; 9 images: blocks of 4 whole images and
+    # partial ones on each thread.
+    (3, 5, 5, 181, 176, 3, 1, "same"),
+    (2, 6, 5, 300, 100, 3, 1, "same"),
+    (9, 7, 7, 128, 240, 3, 1, "same"),
+    # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
+    # 28 columns: three tiles and odd channels at batch 1, "valid" padding.
+    (1, 4, 21, 19, 24, 3, 1, "same"),
+    (2, 5, 14, 33, 40, 3, 1, "valid"),
 ]
 
 

@@ -10,6 +10,13 @@
 // (other processes on the same cores) disturb less than wall-clock time, and
 // the rates per thread-CPU second times the threads (old, new; forward and input gradient) (what the threads would
 // do if they had their cores to themselves, caches and memory shared aside).
+// Kernels over 1 MB read in place in blocks of whole images, more images than
+// threads, are timed as the op runs them: the new side
+// sums its own channels' weights inside ForwardRows (own_sums), the old side
+// packs the sums first on the first range's thread (its CPU time counted;
+// in the op the other threads also wait for it; here into a scratch copy, the
+// rows reading one packed before). The old commit must have
+// PackForwardSums (4c8abb2 and later).
 // The ResNet-50 1x1 shapes are all listed (stage by stage, the stride-2
 // projections included); batch 1 and 32 are what bench/imagenet_bench.py
 // times forward only.
@@ -75,6 +82,13 @@ int main(int argc, char** argv) {
     const bool in_place = Op == g.O;
     const float* wnew = in_place ? w.p : wp.p;
     const float* snew = in_place ? sums.p : wp.p + KK * g.C * Op;
+    // As the op: own sums for kernels over 1 MB read in place; the old side
+    // reads w in place too and packs the sums (on the first range's thread).
+    const bool own = in_place && KK * g.C * g.O * 4 >= (1 << 20) && adder_tf::ForwardSumsAsItGoes(g) && B > threads;
+    Floats sums_old((1 + sh.k) * Op), scratch((1 + sh.k) * Op);  // scratch: the timed packing's
+    const float* wold = in_place ? w.p : wpo.p;
+    const float* sold = in_place ? sums_old.p : wpo.p + KK * g.C * Op;
+    if (in_place) adder_old::PackForwardSums(go, w.p, Op, sums_old.p);
     std::vector<double> pko, pkn;
     for (int r = 0; r < 5; ++r) {
       auto t0 = std::chrono::steady_clock::now();
@@ -92,8 +106,8 @@ int main(int argc, char** argv) {
     std::vector<double> rf, rb, fn, fo, bn, bo, rc, rcb, fco, fcn, bco, bcn;
     for (int r = 0; r < rounds; ++r) {
       double ca, cc, cd = 1, cf = 1, d = 1, f = 1;
-      double a = Secs(threads, B*OH*go_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_old::ForwardRows(go, x.p, wpo.p, Op, y2.p, r0, r1, q, go_groups); }); }, calls, &ca);
-      double c = Secs(threads, B*OH*g_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_tf::ForwardRows(g, x.p, wnew, Op, y.p, r0, r1, q, g_groups, snew); }); }, calls, &cc);
+      double a = Secs(threads, B*OH*go_groups, [&](int64_t b, int64_t e){ if (own && b == 0) adder_old::PackForwardSums(go, w.p, Op, scratch.p); Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_old::ForwardRows(go, x.p, wold, Op, y2.p, r0, r1, q, go_groups, sold); }); }, calls, &ca);
+      double c = Secs(threads, B*OH*g_groups, [&](int64_t b, int64_t e){ Units(B*OH, b, e, [&](int64_t r0, int64_t r1, int64_t q){ adder_tf::ForwardRows(g, x.p, wnew, Op, y.p, r0, r1, q, g_groups, snew, own); }); }, calls, &cc);
       if (!fwd_only) {
         d = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_old::InputGradRows(go, x.p, Cp, wto.p, dy.p, zeros.p, dx2.p, s.data(), b, e); }, calls, &cd);
         f = Secs(threads, B*g.H, [&](int64_t b, int64_t e){ std::vector<double> s(g.O); adder_tf::InputGradRows(g, x.p, Cp, wt.p, dy.p, zeros.p, dx.p, s.data(), b, e); }, calls, &cf);
@@ -105,7 +119,7 @@ int main(int argc, char** argv) {
     double maxdiff = 0; for (size_t i = 0; i < ny; ++i) maxdiff = std::max(maxdiff, (double)std::abs(y.p[i]-y2.p[i]));
     double maxdx = 0; for (size_t i = 0; i < nx; ++i) maxdx = std::max(maxdx, (double)std::abs(dx.p[i]-dx2.p[i]));
     if (fwd_only)
-      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | per CPU second x threads: old %6.1f new %6.1f | pack ms old %.2f new %.2f | max|dy| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(fco), med(fcn), med(pko), med(pkn), maxdiff);
+      std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | per CPU second x threads: old %6.1f new %6.1f | pack ms old %.2f new %.2f%s | max|dy| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(fco), med(fcn), med(pko), med(pkn), own ? " (own sums)" : "", maxdiff);
     else
       std::printf("%-20s B%-3lld T%d fwd old %6.1f new %6.1f (new/old time %.3f, cpu %.3f) | igrad old %6.1f new %6.1f (%.3f, cpu %.3f) | per CPU second x threads: fwd %6.1f %6.1f igrad %6.1f %6.1f | max|dy| %.1e max|dx| %.1e\n", sh.name, (long long)B, threads, med(fo), med(fn), med(rf), med(rc), med(bo), med(bn), med(rb), med(rcb), med(fco), med(fcn), med(bco), med(bcn), maxdiff, maxdx);
     std::fflush(stdout);

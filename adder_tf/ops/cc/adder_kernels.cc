@@ -11,7 +11,9 @@
 //               sum of min(0, w) over that row. Output rows go in blocks (one
 //               image, the block's padded input rows within kBlockBytes), each
 //               block of c_out vectors over all the block's rows, so a block's
-//               packed weights are read once per block of rows, not per row.
+//               packed weights are read once per block of rows, not per row
+//               (in blocks of whole images with AVX-512, kernel row by kernel
+//               row: one kernel row's weights at a time stay in L2).
 //   input grad: gather form, tile = P input positions of one row (same
 //               column residue mod stride, so they share the valid kernel
 //               offsets) x one vector of c_in; inner loop over c_out, w packed
@@ -228,10 +230,14 @@ struct PaddedRows {
   int64_t block;  // output rows per block
   int64_t first_ih = 0;  // input row held in slot 0
   std::vector<float> buf;
+  static int64_t Width(const Geometry& g) { return ((g.OW - 1) * g.s + g.kw) * g.C; }
+  // Output rows a block of `bytes` of padded rows holds (at least one).
+  static int64_t BlockRows(const Geometry& g, int64_t bytes) {
+    return std::max<int64_t>(1, std::min<int64_t>(g.OH, (bytes / (4 * Width(g)) - g.kh) / g.s + 1));
+  }
   explicit PaddedRows(const Geometry& g, int64_t bytes = kBlockBytes)
-      : width(((g.OW - 1) * g.s + g.kw) * g.C),
-        block(std::max<int64_t>(
-            1, std::min<int64_t>(g.OH, (bytes / (4 * width) - g.kh) / g.s + 1))),
+      : width(Width(g)),
+        block(BlockRows(g, bytes)),
         buf(((block - 1) * g.s + g.kh) * width + VL + kFixedSlack, 0.0f) {}
   // Copies the input rows that output rows [i0, i1) of image b read.
   void Fill(const Geometry& g, const float* x, int64_t b, int64_t i0, int64_t i1) {
@@ -305,8 +311,10 @@ __attribute__((always_inline)) static inline void MinSumTaps(const float* wk, in
 // summing |x - w| directly only when x and w share an offset much larger
 // than their difference (error ~ eps * K * max(|x|, |w|)). The window of one
 // kernel row is kw * C contiguous floats of the padded row, one loop.
+// Not inlined: inlined into ForwardRows (g++ 12), its 4 x 4 tile ran at half
+// the rate (56x56x64 and 28x28x128 3x3 on Zen 4, kernels_ab).
 template <int NV, int P>
-static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, const float* ws, int64_t Op,
+__attribute__((noinline)) static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, const float* ws, int64_t Op,
                        float* y, int64_t b, int64_t i, int64_t v0) {
   const int64_t KC = g.kw * g.C;
   const int64_t KCv = KC / VL * VL;
@@ -435,6 +443,94 @@ __attribute__((noinline)) static void ForwardRowFixed(const Geometry& g,
         float tmp[VL];
         storeu(tmp, r);
         std::memcpy(yp, tmp, g.O * sizeof(float));
+      }
+    }
+  }
+}
+
+// ForwardRow's state for one tile of P positions between kernel rows.
+template <int NV, int P>
+struct ForwardTile {
+  vf acc[P][NV], xs[P], pad[NV];
+  float xt[P];
+};
+
+// Kernel row dh of ForwardRow alone, for output row (b, i): each tile's
+// accumulators, sums of x and padding term start from `tiles` (zero when
+// dh = 0), go through this kernel row's taps, and are parked there again, or
+// at the last kernel row written to y as ForwardRow writes them. The same
+// additions in the same order as ForwardRow: bit-for-bit equal outputs. Run
+// kernel row by kernel row over a block of rows, one kernel row's weights
+// (kw * C taps of NV vectors: 295 KB for 3x3x512 at NV = 3) are read once per
+// block from L2 instead of the three rows' (885 KB with 166 KB of padded
+// rows: more than Zen 4's 1 MB L2) once per output row.
+template <int NV, int P>
+static void ForwardRowKernelRow(const Geometry& g, const float* row, int64_t dh, const float* wp,
+                                const float* ws, int64_t Op, float* y, int64_t b, int64_t i,
+                                int64_t v0, ForwardTile<NV, P>* tiles) {
+  const int64_t KC = g.kw * g.C;
+  const int64_t KCv = KC / VL * VL;
+  const bool first = dh == 0, last = dh == g.kh - 1;
+  for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
+    ForwardTile<NV, P>& t = tiles[j0 / P];
+    vf acc[P][NV], xs[P], pad[NV];
+    float xt[P];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      xs[p] = first ? vf{} : t.xs[p];
+      xt[p] = first ? 0.0f : t.xt[p];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[p][v] = first ? vf{} : t.acc[p][v];
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) pad[v] = first ? vf{} : t.pad[v];
+    if (row == nullptr) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v)
+        pad[v] += *reinterpret_cast<const vf*>(ws + (1 + dh) * Op + (v0 + v) * VL);
+    } else {
+      const float* xp[P];
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p)  // positions past the row end re-read column 0
+        xp[p] = row + (j0 + p < g.OW ? (j0 + p) * g.s * g.C : 0);
+      MinSumTaps<NV, P>(wp + dh * KC * Op + v0 * VL, Op, KC, xp, acc);
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p) {
+        for (int64_t k = 0; k < KCv; k += VL) xs[p] += loadu(xp[p] + k);
+        for (int64_t k = KCv; k < KC; ++k) xt[p] += xp[p][k];
+      }
+    }
+    if (!last) {
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p) {
+        t.xs[p] = xs[p];
+        t.xt[p] = xt[p];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) t.acc[p][v] = acc[p][v];
+      }
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) t.pad[v] = pad[v];
+      continue;
+    }
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const int64_t j = j0 + p;
+      if (j >= g.OW) break;
+      const vf sxv = bcast(xt[p] + hsum(xs[p]));
+      float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        const int64_t o = (v0 + v) * VL;
+        const vf sw = *reinterpret_cast<const vf*>(ws + o);
+        const vf a = acc[p][v] + pad[v];
+        const vf r = (a + a) - (sxv + sw);
+        if (o + VL <= g.O) {
+          storeu(yp + o, r);
+        } else if (o < g.O) {
+          float tmp[VL];
+          storeu(tmp, r);
+          std::memcpy(yp + o, tmp, (g.O - o) * sizeof(float));
+        }
       }
     }
   }
@@ -667,8 +763,10 @@ struct PaddedGradRows {
   }
 };
 
+// Not inlined: inlined into InputGradRows (g++ 12) with its 7-wide
+// instance, the 7-wide tiles ran at 1.24x the CPU time of the 8-wide ones.
 template <int P>
-static void InputGradRowS1(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
+__attribute__((noinline)) static void InputGradRowS1(const Geometry& g, const float* xq, int64_t Cp, const float* wt,
                            const float* const* drows, float* dxq, int64_t b, int64_t h,
                            int64_t cv) {
   const int64_t KO = g.kw * g.O;
@@ -744,15 +842,19 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
   PackForwardSums(g, w, Op, wp + K * Op);
 }
 
-void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums) {
+void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
+                     int64_t o_begin, int64_t o_end) {
   const int64_t K = g.kh * g.kw * g.C;
   const int64_t KC = g.kw * g.C;
-  std::memset(sums, 0, (1 + g.kh) * Op * sizeof(float));
+  if (o_end < 0) o_end = Op;
+  for (int64_t r = 0; r <= g.kh; ++r)
+    std::memset(sums + r * Op + o_begin, 0, (o_end - o_begin) * sizeof(float));
+  const int64_t o_stop = std::min(o_end, g.O);
   float* __restrict__ sw = sums;
   for (int64_t k = 0; k < K; ++k) {
     const float* __restrict__ wk = w + k * g.O;
     float* __restrict__ sm = sums + (1 + k / KC) * Op;
-    for (int64_t o = 0; o < g.O; ++o) {
+    for (int64_t o = o_begin; o < o_stop; ++o) {
       sw[o] += wk[o];
       sm[o] += std::min(wk[o], 0.0f);
     }
@@ -767,18 +869,46 @@ int64_t ForwardChannelGroups(const Geometry& g, int threads) {
 }
 
 namespace {
+// PackForwardSums's columns of vectors [v0, v0 + nv) over kernel row dh's taps
+// alone, into ws (laid out as PackForwardSums writes it, row 0 already holding
+// the earlier kernel rows' sums): lane by lane the same additions in the same
+// order, so the same floats (min(0, w) as std::min(w, 0.0f): the zero when w
+// is not below it).
+static void KernelRowSums(const Geometry& g, const float* w, int64_t Op, float* ws, int64_t v0,
+                          int64_t nv, int64_t dh) {
+  const int64_t KC = g.kw * g.C;
+  for (int64_t v = v0; v < v0 + nv; ++v) {
+    vf sw = *reinterpret_cast<const vf*>(ws + v * VL), sm = vf{};
+    for (int64_t k = dh * KC; k < (dh + 1) * KC; ++k) {
+      const vf wk = *reinterpret_cast<const vf*>(w + k * Op + v * VL);
+      sw += wk;
+      sm += vmin(vf{}, wk);
+    }
+    *reinterpret_cast<vf*>(ws + v * VL) = sw;
+    *reinterpret_cast<vf*>(ws + (1 + dh) * Op + v * VL) = sm;
+  }
+}
+
+constexpr bool kForwardByKernelRow = VL == 16;
+
 // Rows [begin, end) in blocks of up to `images` whole images (a partial
 // image at either end of the range is a block of its own), each channel
 // block of NV vectors over all the block's images in turn, as
 // ForwardBlockChannels does for one.
 template <int NV, int P>
 void ForwardImages(const Geometry& g, const float* x, const float* wp, const float* ws, int64_t Op, float* y,
-                   int64_t begin, int64_t end, int64_t v_begin, int64_t v_end, int64_t images) {
+                   int64_t begin, int64_t end, int64_t v_begin, int64_t v_end, int64_t images,
+                   float* own_sums) {
+  // As many padded-row buffers as the range has images (and partial images
+  // at its ends), at most `images`: one (166 KB to zero for 7x7x512) at batch 1.
+  const int64_t spans = (end - 1) / g.OH - begin / g.OH + 1;
   std::vector<PaddedRows> pads;
-  pads.reserve(images);
-  for (int64_t k = 0; k < images; ++k) pads.emplace_back(g);
+  pads.reserve(std::min(images, spans));
+  for (int64_t k = 0; k < std::min(images, spans); ++k) pads.emplace_back(g);
   struct Part { int64_t b, i0, i1; };
   std::vector<Part> parts;
+  const int64_t tiles_per_row = (g.OW + P - 1) / P;
+  std::vector<ForwardTile<NV, P>> tiles;
   for (int64_t r0 = begin; r0 < end;) {
     parts.clear();
     do {
@@ -787,12 +917,36 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
       pads[parts.size()].Fill(g, x, b, i0, i1);
       parts.push_back({b, i0, i1});
       r0 += i1 - i0;
-    } while (r0 < end && (int64_t)parts.size() < images && parts.back().i0 == 0 &&
+    } while (r0 < end && parts.size() < pads.size() && parts.back().i0 == 0 &&
              parts.back().i1 == g.OH && r0 % g.OH == 0 && end - r0 >= g.OH);
     int64_t v0 = v_begin;
-    for (; v0 + NV <= v_end; v0 += NV)
+    // Kernel row by kernel row over all the block's rows (ForwardRowKernelRow).
+    int64_t nrows = 0;
+    for (const Part& q : parts) nrows += q.i1 - q.i0;
+    tiles.resize(nrows * tiles_per_row);
+    const bool fill = own_sums != nullptr && r0 - nrows == begin;  // the first block
+    // Kernel row by kernel row with AVX-512 only: an AVX2 build (measured on
+    // Zen 4) ran 14x14x256 and 7x7x512 3x3 at 1.28x and 1.06-1.08x the CPU
+    // time so; there each block of vectors goes over the rows whole as before.
+    for (; !kForwardByKernelRow && v0 + NV <= v_end; v0 += NV) {
+      if (fill)
+        for (int64_t dh = 0; dh < g.kh; ++dh) KernelRowSums(g, wp, Op, own_sums, v0, NV, dh);
       for (size_t k = 0; k < parts.size(); ++k)
         ForwardBlock<NV, P>(g, pads[k], wp, ws, Op, y, parts[k].b, parts[k].i0, parts[k].i1, v0);
+    }
+    for (; v0 + NV <= v_end; v0 += NV)
+      for (int64_t dh = 0; dh < g.kh; ++dh) {
+        // The sums of this kernel row's weights, which the rows below then
+        // find in cache (own_sums: no pass of their own over w before).
+        if (fill) KernelRowSums(g, wp, Op, own_sums, v0, NV, dh);
+        ForwardTile<NV, P>* t = tiles.data();
+        for (size_t k = 0; k < parts.size(); ++k)
+          for (int64_t i = parts[k].i0; i < parts[k].i1; ++i, t += tiles_per_row)
+            ForwardRowKernelRow<NV, P>(g, pads[k].Row(g, i, dh), dh, wp, ws, Op, y, parts[k].b, i,
+                                       v0, t);
+      }
+    if (fill)
+      for (int64_t dh = 0; dh < g.kh; ++dh) KernelRowSums(g, wp, Op, own_sums, v0, v_end - v0, dh);
     for (; v0 < v_end; ++v0)
       for (size_t k = 0; k < parts.size(); ++k)
         ForwardBlock<1, FWD_P_SMALL>(g, pads[k], wp, ws, Op, y, parts[k].b, parts[k].i0,
@@ -801,16 +955,46 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
 }
 }  // namespace
 
+namespace {
+// Whole images a forward block, given the output rows of its padded-row
+// budget: several where a block holds a whole image and the weights outgrow
+// the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB of padded rows an
+// image), else 1.
+int64_t ImagesPerBlock(const Geometry& g, int64_t Op, int64_t block_rows) {
+  const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
+  return block_rows >= g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
+             ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
+             : 1;
+}
+}  // namespace
+
+bool ForwardSumsAsItGoes(const Geometry& g) {
+  const int64_t Op = (g.O + VL - 1) / VL * VL;
+  return g.kh * g.kw > 1 && Op / VL >= 4 &&
+         ImagesPerBlock(g, Op, PaddedRows::BlockRows(g, kBlockBytes)) > 1;
+}
+
 void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op, float* y,
                  int64_t begin, int64_t end, int64_t group, int64_t groups,
-                 const float* sums) {
-  const float* ws = sums != nullptr ? sums : wp + g.kh * g.kw * g.C * Op;
+                 const float* sums, bool own_sums) {
   const int64_t nvec = Op / VL;
   // Group boundaries on multiples of kForwardGroupVectors, the widest block.
   const int64_t nblk = (nvec + kForwardGroupVectors - 1) / kForwardGroupVectors;
   const int64_t v_begin = std::min(nvec, nblk * group / groups * kForwardGroupVectors);
   const int64_t v_end = std::min(nvec, nblk * (group + 1) / groups * kForwardGroupVectors);
-  if (g.kh == 1 && g.kw == 1) return Forward1x1Rows(g, x, wp, ws, Op, y, begin, end, v_begin, v_end);
+  // own_sums: the sums of this call's channels, here (the blocks of whole
+  // images compute each kernel row's as they reach it).
+  // (Vectors: the kernels read the sums as aligned vectors.)
+  std::vector<vf> own_vectors(own_sums ? (1 + g.kh) * Op / VL : 0, vf{});
+  float* own = reinterpret_cast<float*>(own_vectors.data());
+  const float* ws = own_sums ? own : sums != nullptr ? sums : wp + g.kh * g.kw * g.C * Op;
+  const auto pack_own = [&] {
+    if (own_sums) PackForwardSums(g, wp, Op, own, v_begin * VL, v_end * VL);
+  };
+  if (g.kh == 1 && g.kw == 1) {
+    pack_own();
+    return Forward1x1Rows(g, x, wp, ws, Op, y, begin, end, v_begin, v_end);
+  }
   // A whole image a block where the range holds more than one image, the
   // weights outgrow kBlockBytes and the image's padded rows fit
   // kMultiImageBytes (14x14x512 -> 512 at stride 2: 460 KB, blocks of 3 of
@@ -822,18 +1006,16 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
                                whole_image <= kMultiImageBytes
                            ? std::max(kBlockBytes, whole_image)
                            : kBlockBytes);
-  // Whole images a block, several where a block holds a whole image and the
-  // weights outgrow the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB
-  // of padded rows an image): each channel block's weights are then read
-  // once for all of them. Same sums in the same order.
-  const int64_t image_bytes = 4 * padded.width * ((g.OH - 1) * g.s + g.kh);
-  const int64_t images = padded.block >= g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
-                             ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
-                             : 1;
+  // Whole images a block (ImagesPerBlock): each channel block's weights are
+  // then read once for all of them. Same sums in the same order.
+  const int64_t images = ImagesPerBlock(g, Op, padded.block);
+  float* fill = own_sums ? own : nullptr;
   if (images > 1 && nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
-    return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images);
+    return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images, fill);
   if (images > 1 && nvec >= 4)
-    return ForwardImages<4, FWD_P_LARGE>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images);
+    return ForwardImages<4, FWD_P_LARGE>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images,
+                                         fill);
+  pack_own();
   for (int64_t r0 = begin; r0 < end;) {
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
@@ -858,11 +1040,15 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   }
 }
 
-void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt) {
-  std::memset(wt, 0, g.kh * g.kw * g.O * Cp * sizeof(float));
+void PackInputGradWeights(const Geometry& g, const float* w, int64_t Cp, float* wt,
+                          int64_t cv_begin, int64_t cv_end) {
+  if (cv_end < 0) cv_end = Cp / VL;
+  const int64_t slab = g.kh * g.kw * g.O * VL;  // floats per channel vector
+  std::memset(wt + cv_begin * slab, 0, (cv_end - cv_begin) * slab * sizeof(float));
+  const int64_t c_end = std::min(g.C, cv_end * VL);
   for (int64_t dh = 0; dh < g.kh; ++dh)
     for (int64_t dw = 0; dw < g.kw; ++dw)
-      for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t c = cv_begin * VL; c < c_end; ++c)
         for (int64_t o = 0; o < g.O; ++o)
           wt[(((c / VL * g.kh + dh) * g.kw + g.kw - 1 - dw) * g.O + o) * VL + c % VL] =
               w[((dh * g.kw + dw) * g.C + c) * g.O + o];
@@ -906,7 +1092,12 @@ void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* 
       for (int64_t cv = 0; cv < ncv; ++cv)
         for (int64_t h = h0; h < h1; ++h) {
           for (int64_t dh = 0; dh < g.kh; ++dh) drows[dh] = padded.Row(g, h, dh);
-          InputGradRowS1<BWD_P>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
+          if (VL == 16 && g.W % BWD_P != 0 && g.W % 7 == 0)
+            // Rows of 7 or 14 columns (ResNet's last two stages): 8-wide
+            // tiles would compute 8 or 16 of them. Same sums, same order.
+            InputGradRowS1<7>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
+          else
+            InputGradRowS1<BWD_P>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
         }
     } else {
       for (int64_t cv = 0; cv < ncv; ++cv)
