@@ -3,9 +3,11 @@
 imagenet:         one row per JSON: the layer ratios (median and worst shape) at
                   each batch, whole-model inference and the ResNet-18 step.
 imagenet_layers:  one JSON, one row per distinct layer shape.
+speed:            the README's one table: a row per JSON, CIFAR (`--quick`) or
+                  ImageNet (`--imagenet`), each naming its CPU.
 A ratio is adder / Conv2D (ANN / CNN) time, side by side in one process.
 """
-from table_kinds import ReportError, cpu_name, fmt, load, ms, table
+from table_kinds import ReportError, cpu_name, fmt, load, ms, stage_ratios, step_row, table, times_x
 
 MODES = (("fwd_bwd_b32", "fwd+bwd, batch 32"), ("fwd_b1", "forward, batch 1"),
          ("fwd_b32", "forward, batch 32"))
@@ -70,4 +72,41 @@ def render_imagenet_layers(root, paths, opts):
                  rows)
 
 
-KINDS = {"imagenet": render_imagenet, "imagenet_layers": render_imagenet_layers}
+def _cifar_row(d):
+    step = step_row(d)
+    return ["ResNet-20, CIFAR (32x32)",
+            f"fwd+bwd, batch 128, stages 1 / 2 / 3: {stage_ratios(d, 128)}",
+            f"train step {times_x(step.get('ratio_fast'))}, "
+            f"PKKD step {times_x(step.get('ratio_pkkd'))} (batch 128)"]
+
+
+def _imagenet_row(s):
+    worst = {mode: s["worst"][mode] for mode, _ in MODES if s["worst"].get(mode)}
+    layers = "; ".join(f"{label} {fmt(w['median_ratio'])} / {fmt(w['ratio'])}"
+                       for (mode, label) in MODES if (w := worst.get(mode)))
+    step = s["train_step"]
+    return [f"ResNet-18/50, ImageNet (224x224), {len(s['layers'])} layer shapes",
+            f"median / worst: {layers}",
+            f"inference batch 1 / 8: ResNet-18 {inference_cell(s, 'resnet18')}, ResNet-50 "
+            f"{inference_cell(s, 'resnet50')}; ResNet-18 train step {fmt(step['ratio'])} "
+            f"({step['size']}x{step['size']}, batch {step['batch']})"]
+
+
+def render_speed(root, paths, opts):
+    """One row per JSON: a --quick JSON gives the CIFAR row, an --imagenet one the ImageNet row."""
+    rows = []
+    for path in paths:
+        d = load(root, path)
+        if d.get("imagenet"):
+            cells = _imagenet_row(section(d, path))
+        elif d.get("layers"):
+            cells = _cifar_row(d)
+        else:
+            raise ReportError(f"{path}: neither layer timings (--quick) nor an 'imagenet' section")
+        rows.append([cpu_name(d)] + cells + [f"`{path}`"])
+    return table(["CPU", "networks", "layers, adder / Conv2D", "whole networks, ANN / CNN", "data"],
+                 rows)
+
+
+KINDS = {"imagenet": render_imagenet, "imagenet_layers": render_imagenet_layers,
+         "speed": render_speed}

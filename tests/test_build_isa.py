@@ -108,10 +108,22 @@ def test_a_failed_target_falls_back_loudly(tmp_path):
                for line in stderr), res.stderr[-2000:]
     narrower = adder_fast.ISA_RANK[info["isa"]] < adder_fast.ISA_RANK[info["machine_isa"]]
     warnings = [line for line in stderr if line.startswith("adder_tf: warning:")]
-    if narrower:   # a machine with nothing above the baseline has nothing to warn about
+    if narrower:
         assert len(warnings) == 1 and "-march=not-a-cpu" in warnings[0], res.stderr[-2000:]
-    else:
-        assert not warnings
+    else:   # a machine with nothing above the baseline: only the no-AVX-512 line
+        assert len(warnings) == (info["isa"] != "avx512"), res.stderr[-2000:]
+
+
+def test_every_build_below_avx512_says_so_in_one_line():
+    """Narrower than the CPU names the failed target; as wide as an AVX2-only or ARM CPU
+    still warns (the large-layer kernels are AVX-512 only); AVX-512 is silent."""
+    narrow = adder_fast.degraded_line("sse2", "avx512", ["x86-64-v4: g++ refused"])
+    assert "runs sse2" in narrow and "x86-64-v4: g++ refused" in narrow
+    for isa in ("avx2", "neon", "generic"):
+        line = adder_fast.degraded_line(isa, isa)
+        assert line.startswith("adder_tf: warning:") and "no AVX-512" in line
+        assert "\n" not in line
+    assert adder_fast.degraded_line("avx512", "avx512") is None
 
 
 def test_first_use_inside_model_fit_loads_the_compiled_op():

@@ -42,7 +42,14 @@ def test_every_generated_table_agrees_with_its_data():
 
 
 def test_readme_and_speed_page_carry_generated_tables():
-    assert {"paths", "summary"} <= {k for k, _, _ in tables(os.path.join(ROOT, "README.md"))}
+    readme = [(k, f) for k, f, _ in tables(os.path.join(ROOT, "README.md"))]
+    assert [k for k, _ in readme] == ["speed"]   # one short table
+    files = readme[0][1].split()
+    with_imagenet = []
+    for path in files:
+        with open(os.path.join(ROOT, path)) as f:
+            with_imagenet.append(bool(json.load(f).get("imagenet")))
+    assert any(with_imagenet) and not all(with_imagenet)   # CIFAR and ImageNet rows
     kinds = {k for k, _, _ in tables(os.path.join(ROOT, "docs", "speed.md"))}
     assert {"paths", "layers", "steps", "xla"} <= kinds
 
@@ -63,14 +70,14 @@ def test_layer_ratios_read_from_the_json():
 def test_check_fails_when_a_figure_in_a_table_is_edited(copy):
     readme = copy / "README.md"
     text = readme.read_text()
-    body = next(m.group(3) for m in MARKER.finditer(text) if m.group(1) == "summary")
+    body = next(m.group(3) for m in MARKER.finditer(text) if m.group(1) == "speed")
     row = next(line for line in body.splitlines() if re.search(r"\d\.\d\d", line))
     edited = re.sub(r"(\d)\.(\d\d)", lambda m: f"{(int(m.group(1)) + 1) % 10}.{m.group(2)}", row,
                     count=1)
     readme.write_text(text.replace(row, edited, 1))
     result = report("--check", "--root", str(copy))
     assert result.returncode == 1
-    assert "README.md" in result.stdout and "summary" in result.stdout
+    assert "README.md" in result.stdout and "speed" in result.stdout
     assert report("--root", str(copy)).returncode == 0        # regenerating repairs it
     assert readme.read_text() == text
 
@@ -150,3 +157,18 @@ def test_imagenet_layer_ratios_read_from_the_json_and_smoke_refused(copy):
         json.dump(data, f)
     out = report("--check", "--root", str(copy))
     assert out.returncode == 2 and "--smoke" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_readme_imagenet_row_reads_the_json():
+    """Independent of the generator: the worst fwd+bwd shape's ratio is the JSON's."""
+    (files, body), = [(f, b) for k, f, b in tables(os.path.join(ROOT, "README.md"))]
+    for path in files.split():
+        with open(os.path.join(ROOT, path)) as f:
+            data = json.load(f)
+        if not data.get("imagenet"):
+            continue
+        ratios = [layer["fwd_bwd_b32"]["ratio"] for layer in data["imagenet"]["layers"]
+                  if layer.get("fwd_bwd_b32")]
+        row = next(line for line in body.splitlines() if line.startswith("|") and path in line)
+        worst = re.search(r"fwd\+bwd, batch 32 [\d.]+ / ([\d.]+)", row)
+        assert worst and float(worst.group(1)) == pytest.approx(max(ratios), abs=0.005)

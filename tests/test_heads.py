@@ -73,7 +73,7 @@ def kernel_tap_correlations(seed=0):
 
 
 def test_both_kernels_decrease_with_their_layers_similarity():
-    """One orientation (issue 16): g falls as the adder output -d rises, h as x * f rises."""
+    """One orientation: g falls as the adder output -d rises, h as x * f rises."""
     student_side, teacher_side = kernel_tap_correlations()
     assert len(student_side) == len(teacher_side) >= 4
     assert max(student_side) < -0.5, student_side

@@ -32,13 +32,29 @@ def _say(message, end="\n"):
     print(message, end=end, file=sys.stderr, flush=True)
 
 
-def _warn_if_narrow():
-    want = machine_isa()
-    got = _state["isa"]
+def degraded_line(got, want, reasons=None):
+    """The one warning line a build that runs below this library's best kernels gets, or None.
+
+    Narrower than the CPU: a target failed to build. As wide as the CPU but not
+    AVX-512 (AVX2-only x86, ARM, other): the kernels tuned for large layers
+    (kernel-row order, multi-image blocks, 7-wide tiles) are AVX-512 only, so the
+    figures in docs/speed.md do not describe this machine.
+    """
     if ISA_RANK.get(got, 0) < ISA_RANK.get(want, 0):
-        reasons = "; ".join(_state["fallback_reasons"] or []) or "no better target was tried"
-        _say(f"adder_tf: warning: the adder op runs {got} kernels but this CPU offers "
-             f"{want} ({reasons}); expect it to be several times slower")
+        reasons = "; ".join(reasons or []) or "no better target was tried"
+        return (f"adder_tf: warning: the adder op runs {got} kernels but this CPU offers "
+                f"{want} ({reasons}); expect it to be several times slower")
+    if got != "avx512":
+        return (f"adder_tf: warning: the adder op runs {got} kernels (this CPU has no AVX-512, "
+                "which its large-layer paths need); expect ratios to Conv2D above "
+                "docs/speed.md's, which are from AVX-512 CPUs")
+    return None
+
+
+def _warn_if_degraded():
+    line = degraded_line(_state["isa"], machine_isa(), _state["fallback_reasons"])
+    if line:
+        _say(line)
 
 
 def load(raise_on_error=False, targets=None):
@@ -73,7 +89,7 @@ def load(raise_on_error=False, targets=None):
                     raise FastOpUnavailable(f"loading {path} failed: {e}") from e
                 _state.update(read_record(path), module=module, path=path,
                               isa=isa.numpy().decode(), vector_width=int(width))
-                _warn_if_narrow()
+                _warn_if_degraded()
             except Exception as e:  # never crash: the reference path still works
                 _state["error"] = f"{e}"
                 log.warning("adder_tf: compiled adder op unavailable, using the "

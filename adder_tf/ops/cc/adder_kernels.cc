@@ -1021,8 +1021,8 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
     padded.Fill(g, x, b, i0, i1);
     if (nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
-      // Rows of 7 or 14 positions (ResNet's last two stages): a 4-wide tile
-      // would compute 8 or 16 of them. 7 x 3 vectors fit the registers now
+      // Rows a multiple of 7 wide but not of 4 (7, 14, 21: ResNet's last two
+      // stages): a 4-wide tile would compute 8 or 16 of 7 or 14. 7 x 3 vectors fit the registers now
       // that x is not broadcast into one (min_bcast); on Zen 4 against 7 x 2,
       // 7x7x512 and 14x14x256 3x3: 0.91-0.94 of the CPU time (kernels_ab).
       ForwardBlockChannels<3, 7>(g, padded, wp, ws, Op, y, b, i0, i1, v_begin, v_end);
@@ -1093,8 +1093,9 @@ void InputGradRows(const Geometry& g, const float* xq, int64_t Cp, const float* 
         for (int64_t h = h0; h < h1; ++h) {
           for (int64_t dh = 0; dh < g.kh; ++dh) drows[dh] = padded.Row(g, h, dh);
           if (VL == 16 && g.W % BWD_P != 0 && g.W % 7 == 0)
-            // Rows of 7 or 14 columns (ResNet's last two stages): 8-wide
-            // tiles would compute 8 or 16 of them. Same sums, same order.
+            // Rows a multiple of 7 wide but not of 8 (7, 14, 21, 28: ResNet's
+            // last three stages): 8-wide tiles would compute up to 8 - 1 extra
+            // columns a row. Same sums, same order.
             InputGradRowS1<7>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
           else
             InputGradRowS1<BWD_P>(g, xq, Cp, wt, drows.data(), dxq, b, h, cv);
