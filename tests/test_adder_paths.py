@@ -151,6 +151,11 @@ def _case_id(c):
     return "b{}_{}x{}x{}_o{}_k{}s{}_{}".format(*c[:5], k, *c[6:])
 
 
+def test_cases_run_on_the_two_thread_pool_they_were_written_for():
+    """Which path a case takes depends on images per thread (conftest pins the pool)."""
+    assert tf.config.threading.get_intra_op_parallelism_threads() == 2
+
+
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_forward_and_gradients_match_numpy(backend, case):
     b, h, wd, c, o, k, s, padding = case
