@@ -71,9 +71,10 @@ def atomic_dir(path, point=None, epoch=None):
     _remove(tmp)
     try:
         yield tmp
-        for folder, _, files in os.walk(tmp):
-            for name in files:
+        for folder, _, files in os.walk(tmp, topdown=False):   # the files, then each folder's
+            for name in files:                                 # entries, before the rename
                 _fsync(os.path.join(folder, name))
+            _fsync_dir(folder)
         fault(point, epoch, None)
         if not (os.path.exists(path) and _exchange(tmp, path)):   # tmp now holds the old one
             if os.path.exists(path):
