@@ -277,4 +277,13 @@ def _link_or_copy(source, target):
 
 def _reasons(failures):
     return "; ".join(f"{os.path.basename(path)} cannot be read ({type(e).__name__}: "
-                     f"{str(e).splitlines()[0][:120] if str(e) else ''})" for path, e in failures)
+                     f"{_telling_line(e)})" for path, e in failures)
+
+
+def _telling_line(error):
+    """The error's first line; for Keras's 'A total of N objects could not be loaded. Example
+    error message for object <...>:' the example's message, which says why."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("A total of") and "could not be loaded" in lines[0]:
+        return lines[1][:160]
+    return (lines or [""])[0][:120]

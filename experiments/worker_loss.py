@@ -79,7 +79,8 @@ def summary(rows):
 def table(report):
     """The rows as a Markdown table, and the noise line."""
     clean = {r["seed"]: r["undisturbed_top1"] for r in report["rows"] if r["kind"] == "undisturbed"}
-    lines = [f"commit {report['commit']}", "", "| seed | killed worker | survivor exit | survivor's seconds | survivor's last line | "
+    lines = [f"commit {report['commit']}", "",
+             "| seed | killed worker | survivor exit | survivor's seconds | survivor's last line | "
              "resumed from epoch | resumed top-1 | undisturbed top-1 |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report["rows"]:
