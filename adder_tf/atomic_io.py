@@ -19,6 +19,9 @@ leaves it (a SIGINT only sets a flag during training, so the write under
 way finishes: `adder_tf.interrupt`). Write points:
 `backup` (the epoch's weights), `metadata` (its epoch counter), `history`,
 `health` (feature_health_epochs.jsonl), `results`, `export`. Epochs count from 1 (the epoch the write completes).
+One more point is no write: `step:<n>:<action>` acts right after the run's n-th
+training step (counted from 1 over the whole run, as the optimizer counts), for
+a stop at a known step inside an epoch (`adder_tf.interrupt`).
 """
 import contextlib
 import ctypes
@@ -68,9 +71,10 @@ def atomic_dir(path, point=None, epoch=None):
     _remove(tmp)
     try:
         yield tmp
-        for folder, _, files in os.walk(tmp):
-            for name in files:
+        for folder, _, files in os.walk(tmp, topdown=False):   # the files, then each folder's
+            for name in files:                                 # entries, before the rename
                 _fsync(os.path.join(folder, name))
+            _fsync_dir(folder)
         fault(point, epoch, None)
         if not (os.path.exists(path) and _exchange(tmp, path)):   # tmp now holds the old one
             if os.path.exists(path):
@@ -111,6 +115,12 @@ def fault(point, epoch, tmp):
     if action == "raise":
         raise OSError(f"{FAULT_ENV}: injected failure writing {point} at epoch {epoch}")
     os.kill(os.getpid(), {"sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[action])
+
+
+def fault_after_step(step):
+    """The test hook's `step` point: `step()` (the steps trained) is asked only when it is set."""
+    if os.environ.get(FAULT_ENV, "").startswith("step:"):
+        fault("step", step(), None)
 
 
 def _fsync(path):

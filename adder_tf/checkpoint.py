@@ -5,11 +5,15 @@ to its `.bkp` copy only on OSError; a torn HDF5 file opens and then fails
 with ValueError, and the run cannot resume. Here the same two files are
 kept, but each is written beside and renamed over, and the epoch it holds
 is stored inside the weights file itself (one file, so the weights and the
-epoch counter cannot disagree after a kill between two writes). On resume
+epoch counter cannot disagree after a kill between two writes). A graceful
+stop inside an epoch saves the same way with the step reached (`save_step`):
+the checkpoint then holds (epoch, step), and the run resumes there. On resume
 the newest checkpoint that loads wins; one that does not (damaged, written
 by an older version) is reported in one line and the previous one is used.
-Under several workers they first agree on the newest epoch all of them can
-load, so that every worker resumes at the same step.
+Under several workers they first agree on the newest (epoch, step) all of
+them can load, so that every worker resumes at the same step. A checkpoint
+whose optimizer state does not fit the run's optimizers (Keras would skip
+loading it with a warning and train on from fresh slots) counts as unreadable.
 """
 import io
 import json
@@ -26,6 +30,7 @@ from adder_tf.errors import UserError
 from adder_tf.strategy import gather_over_replicas
 
 EPOCH_ATTR = "adder_tf_epoch"
+STEP_ATTR = "adder_tf_step"   # steps of the next epoch done (a stop inside an epoch)
 
 
 class AtomicBackupAndRestore(BackupAndRestoreBase):
@@ -34,8 +39,11 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
     `restore()` loads the checkpoint and returns its epoch, the one home of "which epoch
     does this run resume from" (`resumed_from`, 0 for a fresh run): call it before
     making the training data when that data depends on the epoch; otherwise fit's
-    on_train_begin does. `strategy`: a MultiWorkerMirroredStrategy makes the workers
-    agree on the epoch to load.
+    on_train_begin does. A checkpoint saved inside an epoch (`save_step`) also gives
+    `resumed_step`, the steps of epoch `resumed_from` + 1 it holds: the caller runs the
+    rest of that epoch (`steps_per_epoch - resumed_step` steps, on that epoch's data
+    past them) as a fit of its own, then `continue_at(resumed_from + 1)`. `strategy`: a
+    MultiWorkerMirroredStrategy makes the workers agree on the position to load.
     """
 
     def __init__(self, backup_dir, strategy=None, stream=None):
@@ -43,7 +51,9 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
         self.strategy = strategy
         self.stream = stream
         self.resumed_from = 0
+        self.resumed_step = 0
         self._restored = False
+        self._epoch = 0
 
     def _candidates(self):
         return [(self.weights_path, self.training_metadata_path),
@@ -55,6 +65,26 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
         self._restored = False   # a later fit reads the folder again
         self.set_initial_epoch(self.resumed_from)
 
+    def continue_at(self, epoch):
+        """The model holds `epoch` whole epochs (a fit that finished a partial epoch ended):
+        the next fit starts there, without reading the folder again."""
+        self.resumed_from, self.resumed_step, self._restored = epoch, 0, True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def step_of(self, batch):
+        """The step of the running epoch that `batch` (fit's index, from 0) completes."""
+        offset = self.resumed_step if self._epoch == self.resumed_from else 0
+        return offset + batch + 1
+
+    def save_step(self, batch):
+        """Saves the state after `batch` of the running epoch; returns (epoch, step) kept:
+        `epoch` whole epochs and `step` steps of the next."""
+        position = (self._epoch, self.step_of(batch))
+        self._write(*position)
+        return position
+
     def restore(self):
         """Loads the newest checkpoint that can be read into the model (set_model first);
         returns the epoch it holds (0: none), also kept in `resumed_from`."""
@@ -65,30 +95,30 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
         loaded, failures = None, []
         for weights, metadata in present:
             try:
-                epoch = self._load(weights, metadata)
+                position = self._load(weights, metadata)
             except Exception as e:  # noqa: BLE001 - any unreadable file: try the previous one
                 failures.append((weights, e))
                 continue
-            loaded = (weights, metadata, epoch)
+            loaded = (weights, metadata, position)
             break
         if present and loaded is None:
             raise UserError(f"no checkpoint in {self.backup_dir} can be read ({_reasons(failures)}); "
                             "move that folder away to start from epoch 1")
-        epoch = loaded[2] if loaded else 0
-        agreed = self._agree(epoch)
-        if loaded and agreed == 0:   # another worker has none (killed in epoch 1's end)
+        position = loaded[2] if loaded else (0, 0)
+        agreed = self._agree(position)
+        if loaded and agreed == (0, 0):   # another worker has none (killed in epoch 1's end)
             for variable, value in zip(self._model_and_optimizer_variables(), fresh):
                 variable.assign(value)
-            epoch = 0
-        elif loaded and agreed != epoch:   # another worker has only the epoch before
-            epoch = self._load_epoch(agreed, present)
+            position = (0, 0)
+        elif loaded and agreed != position:   # another worker has only the one before
+            position = self._load_position(agreed, present)
         for weights, _ in failures:   # never rotated into .bkp, kept aside to look at
             os.replace(weights, weights + ".unreadable")
         if failures:
             print(f"warning: checkpoint {_reasons(failures)}; resuming from the previous one "
-                  f"(epoch {epoch})", file=self.stream or sys.stderr, flush=True)
-        self.resumed_from, self._restored = epoch, True
-        return epoch
+                  f"({describe(position)})", file=self.stream or sys.stderr, flush=True)
+        (self.resumed_from, self.resumed_step), self._restored = position, True
+        return self.resumed_from
 
     def _model_and_optimizer_variables(self):
         optimizer = self.model.optimizer
@@ -97,8 +127,8 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
     def _state(self):
         return [variable.numpy() for variable in self._model_and_optimizer_variables()]
 
-    def _agree(self, epoch):
-        """The epoch every worker resumes from: the smallest any of them holds.
+    def _agree(self, position):
+        """The (epoch, step) every worker resumes from: the smallest any of them holds.
 
         Two workers' checkpoints differ by one epoch when a kill came between
         their saves of an epoch: all resume from the older, with one line. A
@@ -106,32 +136,36 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
         silently throw away the others' epochs: refused, in one line.
         """
         if self.strategy is None:
-            return epoch
-        held = sorted({int(e) for e in gather_over_replicas(self.strategy, epoch)})
+            return position
+        epoch = position[0]
+        positions = sorted(set(zip(*(map(int, gather_over_replicas(self.strategy, value))
+                                     for value in position))))
+        held = sorted({e for e, _ in positions})
         if held[-1] - held[0] > 1:
             raise UserError(f"the workers' checkpoints disagree: they hold epochs "
                             f"{', '.join(map(str, held))} (this worker: {epoch} in "
                             f"{self.backup_dir}); give every worker its own folder of this run "
                             "back, or move every worker's backup away to start from epoch 1")
-        if len(held) > 1:
-            print(f"warning: the workers' checkpoints differ (epochs {held[0]} and {held[1]}); "
-                  f"every worker resumes from epoch {held[0]}", file=self.stream or sys.stderr,
-                  flush=True)
-        return held[0]
+        if len(positions) > 1:
+            print(f"warning: the workers' checkpoints differ ({describe(positions[0])} and "
+                  f"{describe(positions[-1])}); every worker resumes from "
+                  f"{describe(positions[0])}", file=self.stream or sys.stderr, flush=True)
+        return positions[0]
 
-    def _load_epoch(self, epoch, present):
+    def _load_position(self, position, present):
         for weights, metadata in present:
             try:
-                if _stored_epoch(weights, metadata) == epoch:
+                if _stored_position(weights, metadata) == position:
                     return self._load(weights, metadata)
             except Exception:  # noqa: BLE001
                 continue
-        raise UserError(f"the workers' checkpoints disagree: this worker has no readable epoch "
-                        f"{epoch} in {self.backup_dir}; move every worker's backup away to start afresh")
+        raise UserError(f"the workers' checkpoints disagree: this worker has no readable "
+                        f"{describe(position)} in {self.backup_dir}; move every worker's backup "
+                        "away to start afresh")
 
     def _load(self, weights, metadata):
-        """Loads one checkpoint into the model; returns its epoch."""
-        epoch = _stored_epoch(weights, metadata)
+        """Loads one checkpoint into the model; returns its (epoch, step)."""
+        position = _stored_position(weights, metadata)
         named = weights
         if not weights.endswith(".weights.h5"):
             named = atomic_io.temp_name(weights, ".weights.h5")   # Keras wants this ending
@@ -142,14 +176,19 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
                 # and a file that would leave some layers as initialized is not read.
                 warnings.simplefilter("ignore")
                 warnings.filterwarnings("error", message=".*freshly-initialized")
+                # Optimizer slots that do not fit (another optimizer, momentum on or off):
+                # Keras keeps the fresh ones with a warning, here the file is not read.
+                warnings.filterwarnings("error", message="Skipping variable loading for optimizer")
                 self.model.load_weights(named)
         finally:
             if named != weights:
                 os.remove(named)
-        return epoch
+        return position
 
     def save_backup(self):
-        epoch = self.current_epoch
+        self._write(self.current_epoch, 0)
+
+    def _write(self, epoch, step):
         os.makedirs(self.backup_dir, exist_ok=True)
         # The previous checkpoint stays whole under .bkp (a hard link: no copy, no window).
         for current, previous in ((self.weights_path, self.prev_weights_path),
@@ -157,13 +196,14 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
             if os.path.exists(current):
                 with atomic_io.atomic_path(previous) as tmp:
                     _link_or_copy(current, tmp)
-        with atomic_io.atomic_path(self.weights_path, "backup", epoch, suffix=".weights.h5") as tmp:
+        point = epoch + 1 if step else epoch   # the fault hook's epoch: the one written in
+        with atomic_io.atomic_path(self.weights_path, "backup", point, suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp)
             with h5py.File(tmp, "a") as f:
                 f.attrs[EPOCH_ATTR] = epoch
+                f.attrs[STEP_ATTR] = step
         atomic_io.write_text(self.training_metadata_path,
-                             json.dumps({"epoch": epoch, "batch": self.last_batch_seen}),
-                             "metadata", epoch)
+                             json.dumps({"epoch": epoch, "batch": step}), "metadata", point)
 
 
 class HistoryLogger(keras.callbacks.CSVLogger):
@@ -193,25 +233,38 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         atomic_io.write_text(self.filename, self.csv_file.getvalue(), "history", epoch + 1)
 
 
-def completed_epochs(backup_dir):
-    """Epochs the newest readable checkpoint in backup_dir holds (0 when there is none)."""
+def kept_position(backup_dir):
+    """(epoch, step) the newest readable checkpoint in backup_dir holds ((0, 0): none)."""
     paths = [("latest.weights.h5", "training_metadata.json"),
              ("latest.weights.h5.bkp", "training_metadata.json.bkp")]
     for weights, metadata in paths:
         try:
-            return _stored_epoch(os.path.join(backup_dir, weights), os.path.join(backup_dir, metadata))
+            return _stored_position(os.path.join(backup_dir, weights),
+                                    os.path.join(backup_dir, metadata))
         except Exception:  # noqa: BLE001
             continue
-    return 0
+    return (0, 0)
 
 
-def _stored_epoch(weights, metadata):
-    """The epoch inside the weights file; a checkpoint from before it was stored there: its JSON."""
+def completed_epochs(backup_dir):
+    """Whole epochs the newest readable checkpoint in backup_dir holds (0 when there is none)."""
+    return kept_position(backup_dir)[0]
+
+
+def describe(position):
+    """(epoch, step) as a line says it: 'epoch 2' (whole), 'epoch 3, step 7' (inside epoch 3)."""
+    epoch, step = position
+    return f"epoch {epoch + 1}, step {step}" if step else f"epoch {epoch}"
+
+
+def _stored_position(weights, metadata):
+    """(epoch, step) inside the weights file; a checkpoint from before they were stored
+    there: the epoch of its JSON (whole epochs only)."""
     with h5py.File(weights, "r") as f:
         if EPOCH_ATTR in f.attrs:
-            return int(f.attrs[EPOCH_ATTR])
+            return int(f.attrs[EPOCH_ATTR]), int(f.attrs.get(STEP_ATTR, 0))
     with open(metadata) as f:
-        return int(json.load(f)["epoch"])
+        return int(json.load(f)["epoch"]), 0
 
 
 def _link_or_copy(source, target):
@@ -224,4 +277,13 @@ def _link_or_copy(source, target):
 
 def _reasons(failures):
     return "; ".join(f"{os.path.basename(path)} cannot be read ({type(e).__name__}: "
-                     f"{str(e).splitlines()[0][:120] if str(e) else ''})" for path, e in failures)
+                     f"{_telling_line(e)})" for path, e in failures)
+
+
+def _telling_line(error):
+    """The error's first line; for Keras's 'A total of N objects could not be loaded. Example
+    error message for object <...>:' the example's message, which says why."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("A total of") and "could not be loaded" in lines[0]:
+        return lines[1][:160]
+    return (lines or [""])[0][:120]

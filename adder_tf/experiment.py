@@ -23,6 +23,7 @@ from adder_tf.data import load_dataset
 from adder_tf import distill
 from adder_tf.models import build_model, tap_names
 from adder_tf.optim import AdderSGD
+from adder_tf.errors import UserError
 from adder_tf.interrupt import GracefulStop
 from adder_tf.strategy import is_chief, is_multi_worker, lost_worker, make_strategy, worker_dir
 from adder_tf.teacher import load_teacher
@@ -46,9 +47,7 @@ def train(config):
     callbacks = _callbacks(config, trainer, probe, strategy)
     backup = next(c for c in callbacks if isinstance(c, checkpoint.AtomicBackupAndRestore))
     backup.set_model(trainer)
-    # Epoch e's batches come from (seed, e) alone: the run resumed from the epoch the
-    # checkpoint it loaded holds sees what an undisturbed one does from there on.
-    train_ds = data.train_from(backup.restore(), config.steps_per_epoch)
+    backup.restore()
     if config.validation_freq > 1:
         from adder_tf.callbacks import ValidationPlaceholders
         callbacks.insert(0, ValidationPlaceholders(trainer.test_names))   # before CSVLogger
@@ -63,12 +62,10 @@ def train(config):
                                                     steps=config.reestimation_steps))
     start = time.time()
     stop = next(c for c in callbacks if isinstance(c, GracefulStop))
+    resumed_from, resumed_step = backup.resumed_from, backup.resumed_step
     try:
         with stop:
-            trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
-                        validation_data=data.test, validation_freq=_validation_epochs(config),
-                        callbacks=callbacks,
-                        verbose=1 if config.verbose == 1 else 0, shuffle=False)
+            _fit(trainer, backup, data, steps, config, callbacks)
         with stop.after_training():
             final = trainer.evaluate(data.test, verbose=0, return_dict=True)
     except tf.errors.OpError as e:
@@ -77,9 +74,9 @@ def train(config):
             raise
         raise lost from None
     with stop.after_training():
-        resumed_from = backup.resumed_from
         reestimation = _reestimation(callbacks)
         results = _results(config, trainer, strategy, final, resumed_from, time.time() - start)
+        results["resumed_from_step"] = resumed_step   # steps of epoch resumed_from + 1 it held
         results.update(_final_health(trainer, callbacks, probe))
         if reestimation is not None:
             results["bn_reestimation"] = {
@@ -90,6 +87,29 @@ def train(config):
             atomic_io.write_text(os.path.join(config.model_dir, "results.json"),
                                  json.dumps(results, indent=2), "results", results["epochs_completed"])
     return results
+
+
+def _fit(trainer, backup, data, steps, config, callbacks):
+    """fit from where the backup resumes; a checkpoint saved inside an epoch first gets the
+    rest of that epoch as a fit of its own (its steps, on the epoch's data past them).
+
+    Epoch e's batches come from (seed, e) alone: the run resumed from the position the
+    checkpoint it loaded holds sees what an undisturbed one does from there on."""
+    options = dict(validation_data=data.test, validation_freq=_validation_epochs(config),
+                   callbacks=callbacks, verbose=1 if config.verbose == 1 else 0, shuffle=False)
+    epoch, step = backup.resumed_from, backup.resumed_step
+    if step:
+        if step >= steps:
+            raise UserError(f"the checkpoint in {backup.backup_dir} holds step {step} of epoch "
+                            f"{epoch + 1}, but an epoch here has {steps} steps; resume with the "
+                            "--steps_per_epoch and --batch_size it was written with")
+        trainer.fit(data.train_from(epoch, config.steps_per_epoch).skip(step), epochs=epoch + 1,
+                    steps_per_epoch=steps - step, **options)
+        epoch += 1
+        backup.continue_at(epoch)
+    # Also with no epoch left: fit's end re-estimates the statistics (once per weights).
+    trainer.fit(data.train_from(epoch, config.steps_per_epoch), epochs=config.epochs,
+                steps_per_epoch=steps, **options)
 
 
 def _validation_epochs(config):
@@ -176,6 +196,7 @@ def _callbacks(config, trainer, probe, strategy):
     logs = os.path.join(folder, "logs")
     backup = _backup_dir(config)
     workers = strategy if is_multi_worker(strategy) else None
+    saver = checkpoint.AtomicBackupAndRestore(backup, workers)
     # The history row and the health line are written before the checkpoint: a
     # kill between them replays that epoch, `_history` keeps its last row and
     # the health file drops lines past the resumed epoch. GracefulStop
@@ -185,9 +206,9 @@ def _callbacks(config, trainer, probe, strategy):
         checkpoint.HistoryLogger(_history_path(config.model_dir)),
         DistillationLogger(logs, probe, os.path.join(folder, "feature_health_start.json"),
                            os.path.join(folder, "feature_health_epochs.jsonl")),
-        checkpoint.AtomicBackupAndRestore(backup, workers),
+        saver,
         TensorBoard(logs, histogram_freq=1, write_graph=False),
-        GracefulStop(backup, workers),
+        GracefulStop(backup, workers, saver),
     ]
 
 

@@ -1,10 +1,11 @@
 """A graceful Ctrl-C: the first one finishes the current step, the second one ends the process.
 
 While `model.fit` runs, SIGINT only sets a flag (so it never lands inside a
-write); the step under way finishes, and the run stops at the end of that
-step or, if it came during an epoch's end (validation, history, backup),
-once the epoch's checkpoint is written. What the last completed epoch saved
-is what a rerun resumes from. A second SIGINT ends the process at once,
+write); the step under way finishes, the state after it is saved (given the
+run's `AtomicBackupAndRestore`: a checkpoint holding (epoch, step)) and the
+run stops there; a rerun resumes at that step. One that comes during an
+epoch's end (validation, history, backup) or at its last step stops once the
+epoch's checkpoint is written. A second SIGINT ends the process at once,
 even inside one long TensorFlow op (Python runs its signal handlers only
 between ops, so a thread woken through `signal.set_wakeup_fd` does it): one
 line on stderr, exit status 130 (every file is written whole or not at
@@ -23,6 +24,7 @@ import threading
 
 import keras
 
+from adder_tf import atomic_io
 from adder_tf.strategy import gather_over_replicas
 
 
@@ -31,12 +33,16 @@ class Interrupted(KeyboardInterrupt):
 
 
 class GracefulStop(keras.callbacks.Callback):
-    """Put it last in the callback list (after the checkpoint), and run fit inside `with stop:`."""
+    """Put it last in the callback list (after the checkpoint), and run fit inside `with stop:`.
 
-    def __init__(self, backup_dir, strategy=None):
+    `backup`: the run's `AtomicBackupAndRestore`, which saves the step a stop lands on;
+    without it a stop inside an epoch keeps the last completed epoch's checkpoint."""
+
+    def __init__(self, backup_dir, strategy=None, backup=None):
         super().__init__()
         self.backup_dir = backup_dir
         self.strategy = strategy
+        self.backup = backup
         self.requested = False
         self._previous = None
         self._epoch = 0
@@ -54,8 +60,7 @@ class GracefulStop(keras.callbacks.Callback):
             self._wakeup.close()
         signal.signal(signal.SIGINT, self._previous)
         if exc_type is None and self._stop():   # a Ctrl-C as fit ended (its last callbacks)
-            completed = self._completed()
-            raise Interrupted(f"interrupted after epoch {completed}; {self._kept(completed)}")
+            raise Interrupted(self._after(self._completed()))
         return False
 
     def _on_sigint(self, signum, frame):
@@ -69,15 +74,17 @@ class GracefulStop(keras.callbacks.Callback):
         except Interrupted:
             raise
         except KeyboardInterrupt:
-            completed = self._completed()
-            raise Interrupted(f"interrupted after epoch {completed}; {self._kept(completed)}") from None
+            raise Interrupted(self._after(self._completed())) from None
 
     def _second_line(self):
         return (f"interrupted twice: stopped at once; {self._kept(self._completed())}")
 
     def _completed(self):
-        from adder_tf.checkpoint import completed_epochs   # what is on disk now
-        return completed_epochs(self.backup_dir)
+        from adder_tf.checkpoint import kept_position   # what is on disk now
+        return kept_position(self.backup_dir)
+
+    def _after(self, kept):
+        return f"interrupted after epoch {kept[0]}; {self._kept(kept)}"
 
     def _stop(self):
         if self.strategy is None:
@@ -88,18 +95,25 @@ class GracefulStop(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._stop():
+        atomic_io.fault_after_step(lambda: int(self.model.optimizer.iterations.numpy()))
+        if not self._stop() or batch + 1 == self.params.get("steps"):
+            return   # at an epoch's last step: its end runs and saves, on_epoch_end stops
+        if self.backup is None:
             raise Interrupted(f"interrupted at epoch {self._epoch + 1}, step {batch + 1}; "
-                              f"{self._kept(self._epoch)}")
+                              f"{self._kept((self._epoch, 0))}")
+        kept = self.backup.save_step(batch)
+        raise Interrupted(f"interrupted at epoch {self._epoch + 1}, step {kept[1]}; "
+                          f"{self._kept(kept)}")
 
     def on_epoch_end(self, epoch, logs=None):
         if self._stop():
-            raise Interrupted(f"interrupted after epoch {epoch + 1}; {self._kept(epoch + 1)}")
+            raise Interrupted(self._after((epoch + 1, 0)))
 
-    def _kept(self, completed):
-        if completed == 0:
+    def _kept(self, position):
+        from adder_tf.checkpoint import describe
+        if position == (0, 0):
             return "no epoch was completed, nothing kept"
-        return f"kept the checkpoint of epoch {completed} in {self.backup_dir}"
+        return f"kept the checkpoint of {describe(position)} in {self.backup_dir}"
 
 
 class _SecondSignal:

@@ -11,9 +11,10 @@ written once, when the run ends: those runs ask for k epochs. Then the same
 command runs again with no fault; the row says whether the first run ended
 as it should (SIGINT: exit 130 and the one line saying what was kept and the
 command that resumes; SIGKILL: -9; never a traceback), and whether the rerun
-resumed from a completed epoch and finished (exit 0, every epoch done).
-Prints a Markdown table; about a minute per row on two CPU cores. Exits 1,
-naming the failed rows, when any row is not as expected.
+resumed from exactly the epoch expected (`expected_resume`) and finished
+(exit 0, every epoch done). Prints the git commit it ran on and a Markdown
+table; about a minute per row on two CPU cores. Exits 1, naming the failed
+rows, when any row is not as expected.
 """
 import argparse
 import concurrent.futures
@@ -62,9 +63,31 @@ def scenario(kind, point, epoch, folder):
         row["finished"] = summary["epochs_completed"] == epochs
     else:
         row["rerun_line"] = (again.stderr.strip().splitlines() or [""])[-1][:200]
-    # A fault inside epoch k's writes keeps epoch k-1's checkpoint, or k's once it is whole.
-    row["resumed"] = row.get("resumed_from") in (epoch - 1, epoch)
+    row["expected"] = expected_resume(kind, point, epoch)
+    row["resumed"] = row.get("resumed_from") == row["expected"]
     return row
+
+
+def expected_resume(kind, point, epoch):
+    """The epoch a rerun resumes from after the fault in epoch k's write `point`.
+
+    A SIGINT only sets a flag: the write and the epoch's checkpoint finish, epoch k is kept.
+    An epoch's end writes the history row, the health line, the weights (the epoch counter
+    inside), then the counter's JSON copy (`metadata`): a SIGKILL inside the first three
+    replays epoch k (from k-1), one inside metadata keeps k. results and export come after
+    the last checkpoint: k."""
+    if kind == "sigint" or point in ONCE or point == "metadata":
+        return epoch
+    return epoch - 1
+
+
+def commit():
+    """The commit the experiment runs on (with '+changes' when the work tree differs)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return head + ("+changes" if dirty else "")
 
 
 def first_run_ok(kind, first):
@@ -76,8 +99,8 @@ def first_run_ok(kind, first):
         return True
     last = (first.stderr.strip().splitlines() or [""])[-1]
     return bool(re.fullmatch(r"interrupted (at epoch \d+, step \d+|after epoch \d+); (kept the "
-                             r"checkpoint of epoch \d+ in .*|no epoch was completed, nothing "
-                             r"kept); resume with: .*train/main\.py .*", last))
+                             r"checkpoint of epoch \d+(, step \d+)? in .*|no epoch was completed, "
+                             r"nothing kept); resume with: .*train/main\.py .*", last))
 
 
 def one(case, out):
@@ -98,17 +121,20 @@ def main():
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once")
     parser.add_argument("--out", default="", help="also append each row (JSON) to this file")
     a = parser.parse_args()
+    print(f"commit {commit()}", flush=True)
     cases = [(s, p, int(e)) for s in a.signals.split(",") for p in a.points.split(",")
              for e in a.epochs.split(",")]
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda case: one(case, a.out), cases))
-    print("\n| signal | write point | fault at epoch | 1st run exit | 1st run exit and line as "
-          "expected? | rerun resumed from | resumed? | finished? |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"\ncommit {commit()}\n\n| signal | write point | fault at epoch | 1st run exit | "
+          "1st run exit and line as expected? | rerun resumed from | expected | resumed as "
+          "expected? | finished? |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     yes = {True: "yes", False: "NO"}
     for r in rows:
         print(f"| {r['signal']} | {r['point']} | {r['epoch']} | {r['first_exit']} | "
-              f"{yes[r['first_ok']]} | {r.get('resumed_from', 'failed')} | {yes[r['resumed']]} | "
+              f"{yes[r['first_ok']]} | {r.get('resumed_from', 'failed')} | {r['expected']} | "
+              f"{yes[r['resumed']]} | "
               f"{yes[bool(r.get('finished'))]} |")
     failed = [r for r in rows if not (r["first_ok"] and r["resumed"] and r.get("finished"))]
     if failed:

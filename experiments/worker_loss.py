@@ -11,7 +11,7 @@ commands again, which resume. A resumed run sees the same data order as an
 undisturbed one from the resumed epoch on (docs/data.md), so it should end
 where the undisturbed run of its seed ends, within the spread between the
 undisturbed runs of different seeds (the noise). Prints one JSON line per
-run, and writes all of them with a summary to --out.
+run, and writes all of them with a summary and the git commit it ran on to --out.
 """
 import argparse
 import json
@@ -25,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from adder_tf.strategy import loopback_tf_configs  # noqa: E402
+from experiments.fault_matrix import commit  # noqa: E402
 
 
 def start(model_dir, epochs, steps, seed, extra=()):
@@ -78,7 +79,8 @@ def summary(rows):
 def table(report):
     """The rows as a Markdown table, and the noise line."""
     clean = {r["seed"]: r["undisturbed_top1"] for r in report["rows"] if r["kind"] == "undisturbed"}
-    lines = ["| seed | killed worker | survivor exit | survivor's seconds | survivor's last line | "
+    lines = [f"commit {report['commit']}", "",
+             "| seed | killed worker | survivor exit | survivor's seconds | survivor's last line | "
              "resumed from epoch | resumed top-1 | undisturbed top-1 |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report["rows"]:
@@ -127,7 +129,7 @@ def main():
                            epochs_completed=resumed["epochs_completed"],
                            resumed_top1=resumed["student"]["top1"])
                 record(row)
-    report = {"config": {"epochs": a.epochs, "steps_per_epoch": a.steps, "batch_size": 32,
+    report = {"commit": commit(), "config": {"epochs": a.epochs, "steps_per_epoch": a.steps, "batch_size": 32,
                          "worker_timeout": a.worker_timeout or "default"},
               "rows": rows, "summary": summary(rows)}
     print(json.dumps(report["summary"]))

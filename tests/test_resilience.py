@@ -133,16 +133,22 @@ def test_ctrl_c_to_one_of_two_workers_stops_both_after_the_same_step(tmp_path):
     for p, (_, stderr) in zip(procs, outs):
         assert p.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
         last = stderr.strip().splitlines()[-1]
-        match = re.fullmatch(r"interrupted (at epoch \d+, step \d+|after epoch \d+); kept the "
-                             r"checkpoint of epoch (\d+) in .*; resume with: .*", last)
+        match = re.fullmatch(r"interrupted (?:at epoch (\d+), step (\d+)|after epoch (\d+)); kept "
+                             r"the checkpoint of (epoch \d+(?:, step \d+)?) in .*; resume with: .*",
+                             last)
         assert match, last
         stops.append(match.groups())
-    assert stops[0] == stops[1]   # the same step, the same kept epoch
-    kept = int(stops[0][1])
+    assert stops[0] == stops[1]   # the same step, the same kept position
+    at, step, after, kept = stops[0]
+    # Kept where it stopped: that step inside an epoch, or the whole epoch it ended.
+    assert kept == (f"epoch {at}, step {step}" if at else f"epoch {after}")
+    whole = int(at) - 1 if at else int(after)
     for p, stdout, stderr in _two_workers(tmp_path, "--epochs=3", "--steps_per_epoch=12"):
         assert p.returncode == 0, stderr[-3000:]
         result = json.loads(stdout.strip().splitlines()[-1])
-        assert result["resumed_from_epoch"] == kept >= 1 and result["epochs_completed"] == 3
+        assert result["resumed_from_epoch"] == whole >= 1 and result["epochs_completed"] == 3
+    with open(os.path.join(tmp_path, "results.json")) as f:
+        assert json.load(f)["resumed_from_step"] == (int(step) if at else 0)
 
 
 def _wait_for_both_checkpoints(model_dir):
@@ -220,16 +226,19 @@ def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path):
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr[-2000:]
     last = stderr.strip().splitlines()[-1]
-    # The step under way finished; the run stopped there, keeping the last completed epoch.
-    match = re.fullmatch(r"interrupted (?:at epoch (\d+), step [123]|after epoch (\d+)); kept the "
-                         r"checkpoint of epoch (\d+) in (.*); resume with: (.*)", last)
+    # The step under way finished; the run stopped there and kept that step (or, at an
+    # epoch's last step or end, that epoch).
+    match = re.fullmatch(r"interrupted (?:at epoch (\d+), step ([12])|after epoch (\d+)); kept the "
+                         r"checkpoint of (epoch \d+(?:, step [12])?) in (.*); resume with: (.*)", last)
     assert match, last
-    at, after, kept, folder, resume = match.groups()
-    assert int(kept) == (int(at) - 1 if at else int(after)) >= 2
+    at, step, after, kept, folder, resume = match.groups()
+    assert kept == (f"epoch {at}, step {step}" if at else f"epoch {after}")
+    whole = int(at) - 1 if at else int(after)
+    assert whole >= 2
     assert folder == os.path.join(str(tmp_path), "backup")
     assert resume.endswith(shlex.join(args[1:]))
     from adder_tf.checkpoint import completed_epochs
-    assert completed_epochs(folder) == int(kept) == epochs_done(tmp_path)   # no half epoch logged
+    assert completed_epochs(folder) == whole == epochs_done(tmp_path)   # no half epoch logged
 
 
 def test_help_exits_0():
