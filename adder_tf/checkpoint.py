@@ -228,6 +228,16 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         self.csv_file.seek(0, io.SEEK_END)
         self.writer, self.keys = None, None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        # A kill between the epoch's row and its checkpoint replays that epoch: its
+        # first row goes, so the file holds each epoch once (as the health log does).
+        rows = self.csv_file.getvalue().splitlines(keepends=True)
+        kept = rows[:1] + [row for row in rows[1:] if int(row.split(",", 1)[0]) < epoch]
+        if kept != rows:
+            self.csv_file = io.StringIO("".join(kept))
+            self.csv_file.seek(0, io.SEEK_END)
+        super().on_epoch_begin(epoch, logs)
+
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         atomic_io.write_text(self.filename, self.csv_file.getvalue(), "history", epoch + 1)

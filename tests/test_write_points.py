@@ -67,6 +67,6 @@ def resumes_and_finishes(folder, undisturbed, completed):
     assert resumed_from == completed
     with open(os.path.join(folder, "history.csv")) as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
-    assert sorted(set(epochs)) == [0, 1, 2] and epochs[-1] == 2
+    assert epochs == [0, 1, 2]   # each epoch once, a replayed one included
     for mine, theirs in zip(model.get_weights(), undisturbed):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
