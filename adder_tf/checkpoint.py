@@ -64,6 +64,13 @@ class AtomicBackupAndRestore(BackupAndRestoreBase):
             self.restore()
         self._restored = False   # a later fit reads the folder again
         self.set_initial_epoch(self.resumed_from)
+        if self.resumed_step and (self.params or {}).get("epochs") != self.resumed_from + 1:
+            # Only a fit of the rest of that epoch alone continues at the step.
+            print(f"warning: the checkpoint in {self.backup_dir} holds "
+                  f"{describe((self.resumed_from, self.resumed_step))}; this fit trains epoch "
+                  f"{self.resumed_from + 1} from its first step (to continue at step "
+                  f"{self.resumed_step}, first fit that epoch alone on its data past those "
+                  "steps, as train/main.py does)", file=self.stream or sys.stderr, flush=True)
 
     def continue_at(self, epoch):
         """The model holds `epoch` whole epochs (a fit that finished a partial epoch ended):

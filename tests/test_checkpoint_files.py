@@ -1,5 +1,6 @@
 """A checkpoint whose optimizer state does not fit is never loaded silently, and an exported
 folder's entries are on disk before it is renamed into place (adder_tf.checkpoint, atomic_io)."""
+import io
 import os
 
 import keras
@@ -35,6 +36,45 @@ def test_a_checkpoint_whose_optimizer_slots_do_not_fit_is_refused_in_one_line(tm
     assert message.startswith(f"no checkpoint in {folder} can be read (latest.weights.h5 cannot be "
                               "read (ValueError: Skipping variable loading for optimizer")
     assert message.endswith("move that folder away to start from epoch 1")
+
+
+class Stopped(Exception):
+    pass
+
+
+class StopAfterSavingStep(keras.callbacks.Callback):
+    """What a Ctrl-C does (adder_tf.interrupt.GracefulStop): save the step, leave fit."""
+
+    def __init__(self, backup, batch):
+        super().__init__()
+        self.backup, self.batch = backup, batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            self.backup.save_step(batch)
+            raise Stopped
+
+
+def test_a_plain_fit_over_a_step_checkpoint_says_it_retrains_that_epoch(tmp_path):
+    folder = str(tmp_path / "backup")
+    backup = AtomicBackupAndRestore(folder)
+    model = model_with(keras.optimizers.SGD(0.1))
+    with pytest.raises(Stopped):
+        model.fit(X, Y, batch_size=4, epochs=3, verbose=0,
+                  callbacks=[backup, StopAfterSavingStep(backup, 1)])   # epoch 1, step 2 of 4
+    said = io.StringIO()
+    model = model_with(keras.optimizers.SGD(0.1))
+    model.fit(X, Y, batch_size=4, epochs=3, verbose=0,
+              callbacks=[AtomicBackupAndRestore(folder, stream=said)])
+    assert said.getvalue() == (f"warning: the checkpoint in {folder} holds epoch 1, step 2; this "
+                               "fit trains epoch 1 from its first step (to continue at step 2, "
+                               "first fit that epoch alone on its data past those steps, as "
+                               "train/main.py does)\n")
+    said = io.StringIO()   # the rest of that epoch alone: nothing to say
+    model = model_with(keras.optimizers.SGD(0.1))
+    model.fit(X[8:], Y[8:], batch_size=4, epochs=1, verbose=0,
+              callbacks=[AtomicBackupAndRestore(folder, stream=said)])
+    assert said.getvalue() == ""
 
 
 def test_an_exported_folder_and_its_subfolders_are_synced_before_the_rename(monkeypatch, tmp_path):
