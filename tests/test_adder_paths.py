@@ -139,6 +139,11 @@ CASES = [
     (3, 5, 5, 181, 176, 3, 1, "same"),
     (2, 6, 5, 300, 100, 3, 1, "same"),
     (9, 7, 7, 128, 240, 3, 1, "same"),
+    # Kernels over 1 MB read in place with no more images than threads: the
+    # sums of w packed first, the threads each a range of channel vectors
+    # (7 and 17 vectors: uneven ranges), 3x3 and 1x1.
+    (1, 5, 5, 300, 112, 3, 1, "same"),
+    (2, 3, 3, 2048, 272, 1, 1, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
     # 28 columns: three tiles and odd channels at batch 1, "valid" padding.
     (1, 4, 21, 19, 24, 3, 1, "same"),

@@ -130,11 +130,14 @@ class AdderConv2DOp : public OpKernel {
     const bool in_place = Op == g.O && reinterpret_cast<uintptr_t>(w) % (VL * 4) == 0;
     // Kernels over 1 MB read in place, in blocks of whole images, more images
     // than threads: each thread sums its own channels' weights as it reaches
-    // them (ForwardRows's own_sums) instead of one thread reading them all
-    // first (3x3x512x512: 0.3-0.5 ms, memory-bound, no faster on two
-    // threads). 7x7x512 -> 512 on Zen 4, the ops of both ways in one process:
-    // batch 32 0.88 of the time against 0.94 packing first; batch 1 1.11
-    // against 0.95-0.98 (its threads' strided first reads of w, from memory).
+    // them (ForwardRows's own_sums) instead of a pass over all of w first.
+    // 7x7x512 -> 512 on Zen 4, the ops of both ways in one process: batch 32
+    // 0.88 of the time against 0.94 packing first; batch 1 1.11 against
+    // 0.95-0.98 (its threads' strided first reads of w, from memory). Where
+    // the sums are packed first, the threads each pack a range of channels:
+    // at batch 1 that pass was a fifth of the op's CPU time on one thread
+    // while the other waited (7x7x512 -> 512 on Zen 4: 0.84-0.88 of the
+    // op's time against one thread, bench/results/amd_epyc_zen4_2026-12-06/op_ab_sums_b1.txt).
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
     const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g) &&
                           g.B > pool->num_threads;
@@ -144,7 +147,9 @@ class AdderConv2DOp : public OpKernel {
     if (!in_place)
       PackForwardWeights(g, w, Op, wp_buf.p);
     else if (!own_sums)
-      PackForwardSums(g, w, Op, wp_buf.p);
+      PackOnThreads(ctx, Op / VL, K * g.O * 4, [&](int64_t v0, int64_t v1) {
+        PackForwardSums(g, w, Op, wp_buf.p, v0 * VL, v1 * VL);
+      });
     const float* x = xt.flat<float>().data();
     float* y = yt->flat<float>().data();
     // Work units: (channel group, row), group-major; one group unless the rows
