@@ -850,11 +850,35 @@ void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
   for (int64_t r = 0; r <= g.kh; ++r)
     std::memset(sums + r * Op + o_begin, 0, (o_end - o_begin) * sizeof(float));
   const int64_t o_stop = std::min(o_end, g.O);
+  // Blocks of kSumVectors vectors of columns, their sums in registers over
+  // all K taps (stored once per kernel row): the loop that loaded and stored
+  // both sums at every tap ran at the pace of its stores. Lane by lane the
+  // same additions in the same order as the scalar tail below.
+  constexpr int kSumVectors = 8;
+  int64_t o0 = o_begin;
+  for (; o0 + kSumVectors * VL <= o_stop; o0 += kSumVectors * VL) {
+    vf sw[kSumVectors] = {};
+    for (int64_t dh = 0; dh < g.kh; ++dh) {
+      vf sm[kSumVectors] = {};
+      for (int64_t k = dh * KC; k < (dh + 1) * KC; ++k) {
+#pragma GCC unroll 8
+        for (int v = 0; v < kSumVectors; ++v) {
+          const vf wk = loadu(w + k * g.O + o0 + v * VL);
+          sw[v] += wk;
+          sm[v] += vmin(vf{}, wk);
+        }
+      }
+#pragma GCC unroll 8
+      for (int v = 0; v < kSumVectors; ++v) storeu(sums + (1 + dh) * Op + o0 + v * VL, sm[v]);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < kSumVectors; ++v) storeu(sums + o0 + v * VL, sw[v]);
+  }
   float* __restrict__ sw = sums;
   for (int64_t k = 0; k < K; ++k) {
     const float* __restrict__ wk = w + k * g.O;
     float* __restrict__ sm = sums + (1 + k / KC) * Op;
-    for (int64_t o = o_begin; o < o_stop; ++o) {
+    for (int64_t o = o0; o < o_stop; ++o) {
       sw[o] += wk[o];
       sm[o] += std::min(wk[o], 0.0f);
     }
