@@ -842,6 +842,32 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
   PackForwardSums(g, w, Op, wp + K * Op);
 }
 
+namespace {
+// PackForwardSums's columns [o0, o0 + NV * VL): the sums in registers over
+// all K taps, stored once per kernel row (a loop that loaded and stored both
+// sums at every tap ran at the pace of its stores).
+template <int NV>
+void ForwardSumsBlock(const Geometry& g, const float* w, int64_t Op, float* sums, int64_t o0) {
+  const int64_t KC = g.kw * g.C;
+  vf sw[NV] = {};
+  for (int64_t dh = 0; dh < g.kh; ++dh) {
+    vf sm[NV] = {};
+    for (int64_t k = dh * KC; k < (dh + 1) * KC; ++k) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        const vf wk = loadu(w + k * g.O + o0 + v * VL);
+        sw[v] += wk;
+        sm[v] += vmin(vf{}, wk);
+      }
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) storeu(sums + (1 + dh) * Op + o0 + v * VL, sm[v]);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) storeu(sums + o0 + v * VL, sw[v]);
+}
+}  // namespace
+
 void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
                      int64_t o_begin, int64_t o_end) {
   const int64_t K = g.kh * g.kw * g.C;
@@ -850,30 +876,11 @@ void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
   for (int64_t r = 0; r <= g.kh; ++r)
     std::memset(sums + r * Op + o_begin, 0, (o_end - o_begin) * sizeof(float));
   const int64_t o_stop = std::min(o_end, g.O);
-  // Blocks of kSumVectors vectors of columns, their sums in registers over
-  // all K taps (stored once per kernel row): the loop that loaded and stored
-  // both sums at every tap ran at the pace of its stores. Lane by lane the
-  // same additions in the same order as the scalar tail below.
-  constexpr int kSumVectors = 8;
+  // Blocks of 8 vectors of columns, then single vectors, then the columns
+  // left one at a time: lane by lane the same additions in the same order.
   int64_t o0 = o_begin;
-  for (; o0 + kSumVectors * VL <= o_stop; o0 += kSumVectors * VL) {
-    vf sw[kSumVectors] = {};
-    for (int64_t dh = 0; dh < g.kh; ++dh) {
-      vf sm[kSumVectors] = {};
-      for (int64_t k = dh * KC; k < (dh + 1) * KC; ++k) {
-#pragma GCC unroll 8
-        for (int v = 0; v < kSumVectors; ++v) {
-          const vf wk = loadu(w + k * g.O + o0 + v * VL);
-          sw[v] += wk;
-          sm[v] += vmin(vf{}, wk);
-        }
-      }
-#pragma GCC unroll 8
-      for (int v = 0; v < kSumVectors; ++v) storeu(sums + (1 + dh) * Op + o0 + v * VL, sm[v]);
-    }
-#pragma GCC unroll 8
-    for (int v = 0; v < kSumVectors; ++v) storeu(sums + o0 + v * VL, sw[v]);
-  }
+  for (; o0 + 8 * VL <= o_stop; o0 += 8 * VL) ForwardSumsBlock<8>(g, w, Op, sums, o0);
+  for (; o0 + VL <= o_stop; o0 += VL) ForwardSumsBlock<1>(g, w, Op, sums, o0);
   float* __restrict__ sw = sums;
   for (int64_t k = 0; k < K; ++k) {
     const float* __restrict__ wk = w + k * g.O;
