@@ -294,6 +294,58 @@ __attribute__((always_inline)) static inline void MinSumTaps(const float* wk, in
   }
 }
 
+// One kernel row of a tile of P positions (j0, ..., j0 + P - 1 of a padded
+// row): the taps into acc, the sum of x over each window into xs and xt.
+template <int NV, int P>
+__attribute__((always_inline)) static inline void KernelRowTile(const Geometry& g, const float* row,
+                                                                const float* wk, int64_t Op, int64_t j0,
+                                                                vf (*acc)[NV], vf* xs, float* xt) {
+  const int64_t KC = g.kw * g.C;
+  const int64_t KCv = KC / VL * VL;
+  const float* xp[P];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p)  // positions past the row end re-read column 0
+    xp[p] = row + (j0 + p < g.OW ? (j0 + p) * g.s * g.C : 0);
+  MinSumTaps<NV, P>(wk, Op, KC, xp, acc);
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+    for (int64_t k = 0; k < KCv; k += VL) xs[p] += loadu(xp[p] + k);
+    for (int64_t k = KCv; k < KC; ++k) xt[p] += xp[p][k];
+  }
+}
+
+// A tile's outputs, y = 2 (acc + pad) - (sum x + sum w), columns past c_out
+// not stored. Unrolled like the tap loop, so that the accumulators stay in
+// registers (indexed at run time here, they would live on the stack).
+template <int NV, int P>
+__attribute__((always_inline)) static inline void StoreTile(const Geometry& g, vf (*acc)[NV],
+                                                            const vf* pad, const vf* xs,
+                                                            const float* xt, const float* ws,
+                                                            float* y, int64_t b, int64_t i,
+                                                            int64_t j0, int64_t v0) {
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+    const int64_t j = j0 + p;
+    if (j >= g.OW) break;
+    const vf sxv = bcast(xt[p] + hsum(xs[p]));
+    float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int64_t o = (v0 + v) * VL;
+      const vf sw = *reinterpret_cast<const vf*>(ws + o);
+      const vf a = acc[p][v] + pad[v];
+      const vf r = (a + a) - (sxv + sw);
+      if (o + VL <= g.O) {
+        storeu(yp + o, r);
+      } else if (o < g.O) {
+        float tmp[VL];
+        storeu(tmp, r);
+        std::memcpy(yp + o, tmp, (g.O - o) * sizeof(float));
+      }
+    }
+  }
+}
+
 // One output row (b, i), output-channel vectors [v0, v0 + NV), all columns.
 // wp: (K, Op): w as (kh, kw * C, Op); ws: (1 + kh, Op): row 0 holding
 // sum_k w[k, o], then per kernel row dh the sum over (dw, c) of min(0, w)
@@ -317,7 +369,6 @@ template <int NV, int P>
 __attribute__((noinline)) static void ForwardRow(const Geometry& g, const float* const* rows, const float* wp, const float* ws, int64_t Op,
                        float* y, int64_t b, int64_t i, int64_t v0) {
   const int64_t KC = g.kw * g.C;
-  const int64_t KCv = KC / VL * VL;
   for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
     vf acc[P][NV], xs[P];
     float xt[P];
@@ -338,41 +389,9 @@ __attribute__((noinline)) static void ForwardRow(const Geometry& g, const float*
           pad[v] += *reinterpret_cast<const vf*>(ws + (1 + dh) * Op + (v0 + v) * VL);
         continue;
       }
-      const float* xp[P];
-#pragma GCC unroll 16
-      for (int p = 0; p < P; ++p)  // positions past the row end re-read column 0
-        xp[p] = rows[dh] + (j0 + p < g.OW ? (j0 + p) * g.s * g.C : 0);
-      MinSumTaps<NV, P>(wp + dh * KC * Op + v0 * VL, Op, KC, xp, acc);
-      // sum x over this kernel row's window
-#pragma GCC unroll 16
-      for (int p = 0; p < P; ++p) {
-        for (int64_t k = 0; k < KCv; k += VL) xs[p] += loadu(xp[p] + k);
-        for (int64_t k = KCv; k < KC; ++k) xt[p] += xp[p][k];
-      }
+      KernelRowTile<NV, P>(g, rows[dh], wp + dh * KC * Op + v0 * VL, Op, j0, acc, xs, xt);
     }
-    // Unrolled like the tap loop, so that the accumulators stay in registers
-    // (indexed at run time here, they would live on the stack throughout).
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
-      const int64_t j = j0 + p;
-      if (j >= g.OW) break;
-      const vf sxv = bcast(xt[p] + hsum(xs[p]));
-      float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        const int64_t o = (v0 + v) * VL;
-        const vf sw = *reinterpret_cast<const vf*>(ws + o);
-        const vf a = acc[p][v] + pad[v];
-        const vf r = (a + a) - (sxv + sw);
-        if (o + VL <= g.O) {
-          storeu(yp + o, r);
-        } else if (o < g.O) {
-          float tmp[VL];
-          storeu(tmp, r);
-          std::memcpy(yp + o, tmp, (g.O - o) * sizeof(float));
-        }
-      }
-    }
+    StoreTile<NV, P>(g, acc, pad, xs, xt, ws, y, b, i, j0, v0);
   }
 }
 
@@ -469,7 +488,6 @@ static void ForwardRowKernelRow(const Geometry& g, const float* row, int64_t dh,
                                 const float* ws, int64_t Op, float* y, int64_t b, int64_t i,
                                 int64_t v0, ForwardTile<NV, P>* tiles) {
   const int64_t KC = g.kw * g.C;
-  const int64_t KCv = KC / VL * VL;
   const bool first = dh == 0, last = dh == g.kh - 1;
   for (int64_t j0 = 0; j0 < g.OW; j0 += P) {
     ForwardTile<NV, P>& t = tiles[j0 / P];
@@ -489,16 +507,7 @@ static void ForwardRowKernelRow(const Geometry& g, const float* row, int64_t dh,
       for (int v = 0; v < NV; ++v)
         pad[v] += *reinterpret_cast<const vf*>(ws + (1 + dh) * Op + (v0 + v) * VL);
     } else {
-      const float* xp[P];
-#pragma GCC unroll 16
-      for (int p = 0; p < P; ++p)  // positions past the row end re-read column 0
-        xp[p] = row + (j0 + p < g.OW ? (j0 + p) * g.s * g.C : 0);
-      MinSumTaps<NV, P>(wp + dh * KC * Op + v0 * VL, Op, KC, xp, acc);
-#pragma GCC unroll 16
-      for (int p = 0; p < P; ++p) {
-        for (int64_t k = 0; k < KCv; k += VL) xs[p] += loadu(xp[p] + k);
-        for (int64_t k = KCv; k < KC; ++k) xt[p] += xp[p][k];
-      }
+      KernelRowTile<NV, P>(g, row, wp + dh * KC * Op + v0 * VL, Op, j0, acc, xs, xt);
     }
     if (!last) {
 #pragma GCC unroll 16
@@ -512,27 +521,7 @@ static void ForwardRowKernelRow(const Geometry& g, const float* row, int64_t dh,
       for (int v = 0; v < NV; ++v) t.pad[v] = pad[v];
       continue;
     }
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
-      const int64_t j = j0 + p;
-      if (j >= g.OW) break;
-      const vf sxv = bcast(xt[p] + hsum(xs[p]));
-      float* yp = y + ((b * g.OH + i) * g.OW + j) * g.O;
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        const int64_t o = (v0 + v) * VL;
-        const vf sw = *reinterpret_cast<const vf*>(ws + o);
-        const vf a = acc[p][v] + pad[v];
-        const vf r = (a + a) - (sxv + sw);
-        if (o + VL <= g.O) {
-          storeu(yp + o, r);
-        } else if (o < g.O) {
-          float tmp[VL];
-          storeu(tmp, r);
-          std::memcpy(yp + o, tmp, (g.O - o) * sizeof(float));
-        }
-      }
-    }
+    StoreTile<NV, P>(g, acc, pad, xs, xt, ws, y, b, i, j0, v0);
   }
 }
 
