@@ -139,10 +139,13 @@ CASES = [
     (3, 5, 5, 181, 176, 3, 1, "same"),
     (2, 6, 5, 300, 100, 3, 1, "same"),
     (9, 7, 7, 128, 240, 3, 1, "same"),
-    # Kernels over 1 MB read in place with no more images than threads: the
-    # sums of w packed first, the threads each a range of channel vectors
-    # (7 and 17 vectors: uneven ranges), 3x3 and 1x1.
+    # Kernels over 1 MB read in place at batch 1: each thread sums its own
+    # channels' weights kernel row by kernel row (7 vectors: a block of 4 and
+    # 3 left; a 7-wide row in two channel groups of 4 vectors: 3 and 1 left);
+    # a 1x1 layer's sums packed first by the threads, each a range of channel
+    # vectors (17: uneven ranges).
     (1, 5, 5, 300, 112, 3, 1, "same"),
+    (1, 7, 7, 256, 128, 3, 1, "same"),
     (2, 3, 3, 2048, 272, 1, 1, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
     # 28 columns: three tiles and odd channels at batch 1, "valid" padding.

@@ -1,7 +1,10 @@
-"""`python op_ab.py OLD_SO BATCH [CALLS]` (see op_ab.sh): the old and the current
-compiled ops on 7x7x512 -> 512 3x3 "same", called in turn with Conv2D, each
-call timed; prints the medians over calls of new/old and of each over Conv2D,
-and the best times (ms). The same load falls on both sides of each ratio."""
+"""`python op_ab.py OLD_SO BATCH [CALLS] [cold]` (see op_ab.sh): the old and the
+current compiled ops on 7x7x512 -> 512 3x3 "same", called in turn with Conv2D,
+each call timed; prints the medians over calls of new/old and of each over
+Conv2D, and the best times (ms). The same load falls on both sides of each
+ratio. "cold": each call takes the next of 8 kernels (75 MB, more than twice a
+32 MB L3), so w comes from memory as in a whole network's inference, where
+the layers' weights together outgrow the caches (ResNet-18: 47 MB)."""
 import os
 import statistics
 import sys
@@ -16,26 +19,31 @@ from adder_tf.ops import adder_fast  # noqa: E402
 
 old, batch = tf.load_op_library(sys.argv[1]), int(sys.argv[2])
 calls = int(sys.argv[3]) if len(sys.argv) > 3 else (400 if batch == 1 else 25)
+cold = len(sys.argv) > 4 and sys.argv[4] == "cold"
 new = adder_fast.load(raise_on_error=True)
 rng = np.random.default_rng(0)
 x = tf.constant(rng.normal(size=(batch, 7, 7, 512)).astype("float32"))
-w = tf.Variable(rng.normal(size=(3, 3, 512, 512)).astype("float32") * 0.1)
+ws = [tf.Variable(rng.normal(size=(3, 3, 512, 512)).astype("float32") * 0.1)
+      for _ in range(8 if cold else 1)]
 dy = tf.constant(rng.normal(size=(batch, 7, 7, 512)).astype("float32"))
-fns = {"fwd_old": tf.function(lambda: old.adder_old_conv2d(x, w, stride=1, padding="SAME")),
-       "fwd_new": tf.function(lambda: new.adder_tf_conv2d(x, w, stride=1, padding="SAME")),
-       "conv": tf.function(lambda: tf.nn.conv2d(x, w, 1, "SAME")),
+fns = {"fwd_old": tf.function(lambda w: old.adder_old_conv2d(x, w, stride=1, padding="SAME")),
+       "fwd_new": tf.function(lambda w: new.adder_tf_conv2d(x, w, stride=1, padding="SAME")),
+       "conv": tf.function(lambda w: tf.nn.conv2d(x, w, 1, "SAME")),
        "igrad_old": tf.function(
-           lambda: old.adder_old_conv2d_input_grad(x, w, dy, stride=1, padding="SAME")[0]),
+           lambda w: old.adder_old_conv2d_input_grad(x, w, dy, stride=1, padding="SAME")[0]),
        "igrad_new": tf.function(
-           lambda: new.adder_tf_conv2d_input_grad(x, w, dy, stride=1, padding="SAME")[0])}
+           lambda w: new.adder_tf_conv2d_input_grad(x, w, dy, stride=1, padding="SAME")[0])}
 for kind in ("fwd", "igrad"):
-    a, b = fns[f"{kind}_old"]().numpy(), fns[f"{kind}_new"]().numpy()
+    a, b = fns[f"{kind}_old"](ws[0]).numpy(), fns[f"{kind}_new"](ws[0]).numpy()
     print(f"{kind}: outputs bit for bit equal: {np.array_equal(a, b)} (max diff {np.abs(a - b).max():.1e})")
 times = {k: [] for k in fns}
+n = 0
 for _ in range(calls):
     for k, f in fns.items():
+        w = ws[n % len(ws)]  # cold: the 7 kernels used since then evicted this one
+        n += 1
         t0 = time.perf_counter()
-        f().numpy()
+        f(w).numpy()
         times[k].append(time.perf_counter() - t0)
 
 
@@ -43,7 +51,7 @@ def ratio(a, b):
     return round(statistics.median([p / q for p, q in zip(times[a], times[b])]), 3)
 
 
-print(f"batch {batch}:", {"fwd new/old": ratio("fwd_new", "fwd_old"),
+print(f"batch {batch}{' cold' if cold else ''}:", {"fwd new/old": ratio("fwd_new", "fwd_old"),
                           "igrad new/old": ratio("igrad_new", "igrad_old"),
                           "fwd old/conv": ratio("fwd_old", "conv"),
                           "fwd new/conv": ratio("fwd_new", "conv")},

@@ -832,19 +832,27 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
 }
 
 namespace {
-// PackForwardSums's columns [o0, o0 + NV * VL): the sums in registers over
-// all K taps, stored once per kernel row (a loop that loaded and stored both
-// sums at every tap ran at the pace of its stores).
+// Columns [o0, o0 + NV * VL) of the sums (laid out as PackForwardSums writes
+// them, w's rows ldw floats apart) over kernel rows [dh0, dh1): row 0 of
+// `sums` goes on from what it holds, the sums in registers over the taps,
+// stored once per kernel row. Tap by tap, lane by lane: the same additions
+// in the same order whatever the blocks. (A loop that loaded and stored both
+// sums at every tap ran at the pace of its stores; one that went over the
+// taps once per vector, 2 KB apart for 512 channels, at the pace of their
+// first reads from memory.)
 template <int NV>
-void ForwardSumsBlock(const Geometry& g, const float* w, int64_t Op, float* sums, int64_t o0) {
+void ForwardSumsBlock(const Geometry& g, const float* w, int64_t ldw, int64_t Op, float* sums,
+                      int64_t o0, int64_t dh0, int64_t dh1) {
   const int64_t KC = g.kw * g.C;
-  vf sw[NV] = {};
-  for (int64_t dh = 0; dh < g.kh; ++dh) {
+  vf sw[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) sw[v] = loadu(sums + o0 + v * VL);
+  for (int64_t dh = dh0; dh < dh1; ++dh) {
     vf sm[NV] = {};
     for (int64_t k = dh * KC; k < (dh + 1) * KC; ++k) {
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
-        const vf wk = loadu(w + k * g.O + o0 + v * VL);
+        const vf wk = loadu(w + k * ldw + o0 + v * VL);
         sw[v] += wk;
         sm[v] += vmin(vf{}, wk);
       }
@@ -854,6 +862,23 @@ void ForwardSumsBlock(const Geometry& g, const float* w, int64_t Op, float* sums
   }
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) storeu(sums + o0 + v * VL, sw[v]);
+}
+
+// Vectors [v0, v1) of the sums over kernel rows [dh0, dh1): blocks of 8, then
+// one block of what is left.
+void ForwardSumsVectors(const Geometry& g, const float* w, int64_t ldw, int64_t Op, float* sums,
+                        int64_t v0, int64_t v1, int64_t dh0, int64_t dh1) {
+  for (; v0 + 8 <= v1; v0 += 8) ForwardSumsBlock<8>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+  switch (v1 - v0) {
+    case 7: return ForwardSumsBlock<7>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+    case 6: return ForwardSumsBlock<6>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+    case 5: return ForwardSumsBlock<5>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+    case 4: return ForwardSumsBlock<4>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+    case 3: return ForwardSumsBlock<3>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+    case 2: return ForwardSumsBlock<2>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+    case 1: return ForwardSumsBlock<1>(g, w, ldw, Op, sums, v0 * VL, dh0, dh1);
+    default: return;
+  }
 }
 }  // namespace
 
@@ -865,11 +890,11 @@ void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
   for (int64_t r = 0; r <= g.kh; ++r)
     std::memset(sums + r * Op + o_begin, 0, (o_end - o_begin) * sizeof(float));
   const int64_t o_stop = std::min(o_end, g.O);
-  // Blocks of 8 vectors of columns, then single vectors, then the columns
-  // left one at a time: lane by lane the same additions in the same order.
-  int64_t o0 = o_begin;
-  for (; o0 + 8 * VL <= o_stop; o0 += 8 * VL) ForwardSumsBlock<8>(g, w, Op, sums, o0);
-  for (; o0 + VL <= o_stop; o0 += VL) ForwardSumsBlock<1>(g, w, Op, sums, o0);
+  // Whole vectors of columns in registers, then the columns left one at a
+  // time: lane by lane the same additions in the same order.
+  const int64_t v_stop = std::max<int64_t>(o_begin, o_stop) / VL;
+  ForwardSumsVectors(g, w, g.O, Op, sums, o_begin / VL, v_stop, 0, g.kh);
+  const int64_t o0 = std::max<int64_t>(o_begin, v_stop * VL);
   float* __restrict__ sw = sums;
   for (int64_t k = 0; k < K; ++k) {
     const float* __restrict__ wk = w + k * g.O;
@@ -896,17 +921,7 @@ namespace {
 // is not below it).
 static void KernelRowSums(const Geometry& g, const float* w, int64_t Op, float* ws, int64_t v0,
                           int64_t nv, int64_t dh) {
-  const int64_t KC = g.kw * g.C;
-  for (int64_t v = v0; v < v0 + nv; ++v) {
-    vf sw = *reinterpret_cast<const vf*>(ws + v * VL), sm = vf{};
-    for (int64_t k = dh * KC; k < (dh + 1) * KC; ++k) {
-      const vf wk = *reinterpret_cast<const vf*>(w + k * Op + v * VL);
-      sw += wk;
-      sm += vmin(vf{}, wk);
-    }
-    *reinterpret_cast<vf*>(ws + v * VL) = sw;
-    *reinterpret_cast<vf*>(ws + (1 + dh) * Op + v * VL) = sm;
-  }
+  ForwardSumsVectors(g, w, Op, Op, ws, v0, v0 + nv, dh, dh + 1);
 }
 
 constexpr bool kForwardByKernelRow = VL == 16;

@@ -39,9 +39,9 @@ void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp
 // floats): ForwardRows reads them from there when given `sums`, and then
 // reads w's rows from wp as they are, (K, Op) with row stride Op (w itself
 // when O = Op and w is 64-byte aligned: nothing to copy).
-// o_begin, o_end: only those columns (o_end < 0: up to Op), so that threads
-// can each pack a range of output channels (each column is summed in the
-// same order whatever the ranges).
+// o_begin, o_end: only those columns (o_end < 0: up to Op; o_begin a
+// multiple of VectorWidth()), so that threads can each pack a range of output
+// channels (each column is summed in the same order whatever the ranges).
 void PackForwardSums(const Geometry& g, const float* w, int64_t Op, float* sums,
                      int64_t o_begin = 0, int64_t o_end = -1);
 int64_t ForwardChannelGroups(const Geometry& g, int threads);

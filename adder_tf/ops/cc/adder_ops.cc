@@ -128,19 +128,17 @@ class AdderConv2DOp : public OpKernel {
     // long as the 7x7 layer's sums at batch 1.
     const float* w = wt.flat<float>().data();
     const bool in_place = Op == g.O && reinterpret_cast<uintptr_t>(w) % (VL * 4) == 0;
-    // Kernels over 1 MB read in place, in blocks of whole images, more images
-    // than threads: each thread sums its own channels' weights as it reaches
-    // them (ForwardRows's own_sums) instead of a pass over all of w first.
-    // 7x7x512 -> 512 on Zen 4, the ops of both ways in one process: batch 32
-    // 0.88 of the time against 0.94 packing first; batch 1 1.11 against
-    // 0.95-0.98 (its threads' strided first reads of w, from memory). Where
-    // the sums are packed first, the threads each pack a range of channels:
-    // at batch 1 that pass was a fifth of the op's CPU time on one thread
-    // while the other waited (7x7x512 -> 512 on Zen 4: 0.84-0.88 of the
-    // op's time against one thread, bench/results/amd_epyc_zen4_2026-12-06/op_ab_sums_b1.txt).
+    // Kernels over 1 MB read in place, in blocks of whole images: each thread
+    // sums its own channels' weights as it reaches them, kernel row by kernel
+    // row (ForwardRows's own_sums), so w is read from memory once, not once
+    // for the sums and again for the rows. 7x7x512 -> 512 on Zen 4, the ops
+    // of both ways in one process (bench/experiments/op_ab.py): at batch 1
+    // 0.80-0.83 of the time against packing first on the threads with w in
+    // cache, 0.90-0.93 with w from memory (8 kernels in turn); batch 32 0.98.
+    // Elsewhere the sums are packed first, the threads each a range of
+    // channels.
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
-    const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g) &&
-                          g.B > pool->num_threads;
+    const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g);
     Buffer wp_buf(own_sums ? 0 : in_place ? (ForwardPackedRows(g) - K) * Op : ForwardPackedRows(g) * Op);
     const float* wp = in_place ? w : wp_buf.p;
     const float* sums = in_place ? wp_buf.p : wp_buf.p + K * Op;
