@@ -50,8 +50,20 @@ def test_paired_differences_and_resolution_by_hand(folder):
     # Both comparisons have sd 1 over 3 seeds: pooled sd 1, resolution 2.
     assert resolution == pytest.approx(2.0)
     pairs = protocol.render(str(folder))["main_pairs"]
-    assert "| PKKD − ANN | +3.00 +2.00 +4.00 | +3.00 | resolved |" in pairs
-    assert "| KD − ANN | +1.00 -1.00 +0.00 | +0.00 | not resolved |" in pairs
+    assert "| PKKD − ANN | +3.00 +2.00 +4.00 | +3.00 | 2.00 | resolved |" in pairs
+    assert "| KD − ANN | +1.00 -1.00 +0.00 | +0.00 | 2.00 | not resolved |" in pairs
+
+
+def test_a_resolved_difference_against_the_papers_order_says_so(tmp_path):
+    # PKKD - ANN: -3, -2, -4 (the paper has PKKD above the ANN); PKKD - its earlier
+    # width, which the paper does not order: -3, -2, -4 as well.
+    for seed, (ann, pkkd) in enumerate([(50.0, 47.0), (50.0, 48.0), (50.0, 46.0)]):
+        _run(tmp_path, "main", f"ann_seed{seed}", ann, "ann")
+        _run(tmp_path, "main", f"pkkd_seed{seed}", pkkd, "pkkd")
+        _run(tmp_path, "main", f"pkkd_meanwidth_seed{seed}", ann, "pkkd")
+    pairs = protocol.render(str(tmp_path))["main_pairs"]
+    assert "| PKKD − ANN | -3.00 -2.00 -4.00 | -3.00 | 2.00 | resolved, reverses the paper's order |" in pairs
+    assert "| PKKD − PKKD (mean width) | -3.00 -2.00 -4.00 | -3.00 | 2.00 | resolved |" in pairs
 
 
 def test_main_table_rows_and_table1_cells(folder):
@@ -59,7 +71,17 @@ def test_main_table_rows_and_table1_cells(folder):
     assert "| PKKD | alpha = beta 1 | 50.00 | 50.00 | 50.00 | 50.00 ± 0.00 [3] |" in blocks["main"]
     assert "| KD | alpha 10 |" in blocks["main"]
     assert "| raw | 45.00 [1] | — |" in blocks["table1"]
-    assert "| kernel_conv1x1 | — | 50.00 ± 0.00 [3] |" in blocks["table1"]
+    # The main PKKD run fills kernel_conv1x1 progressive at the table's own seeds only.
+    assert "| kernel_conv1x1 | — | 50.00 [1] |" in blocks["table1"]
+
+
+def test_table3_pairs_each_weight_with_the_main_runs_at_its_seeds(folder):
+    for seed, top1 in enumerate([46.0, 48.5]):
+        _run(folder, "table3", f"pkkd_w10_seed{seed}", top1, "pkkd", alpha=10.0, beta=10.0)
+    table = protocol.render(str(folder))["table3"]
+    assert "| 1 | 50.00 | 50.00 | 50.00 ± 0.00 [2] |" in table  # main's seed 2 left out
+    assert "| 10 | 46.00 | 48.50 |" in table
+    assert "| alpha = beta 10 − alpha = beta 1 | -4.00 -1.50 | -2.75 |" in table
 
 
 def test_cost_of_a_resumed_run_counts_only_the_epochs_it_trained(tmp_path):
@@ -73,6 +95,11 @@ def test_cost_of_a_resumed_run_counts_only_the_epochs_it_trained(tmp_path):
     cost = protocol.render(str(tmp_path))["cost"]
     assert "| ANN (12 epochs) | 2.5 | 2 |" in cost
     assert "| NST (12 epochs) | 1.0 | 1 |" in cost
+    _run(tmp_path, "table1", "raw_fixed_seed0", 40.0, "pkkd")
+    results = json.loads((tmp_path / "table1" / "raw_fixed_seed0" / "results.json").read_text())
+    results["teacher"] = {"mode": "fixed"}
+    (tmp_path / "table1" / "raw_fixed_seed0" / "results.json").write_text(json.dumps(results))
+    assert "| PKKD, fixed teacher (12 epochs) | 1.0 | 1 |" in protocol.render(str(tmp_path))["cost"]
 
 
 def test_selection_refuses_runs_scored_on_the_test_split(tmp_path):

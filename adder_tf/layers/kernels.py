@@ -31,7 +31,8 @@ exp((d - mean_c(d)) / s); the first factor is one positive constant per
 channel for the batch, which the per-channel standardization of the loss
 removes (and a 1x1 conv after it can absorb), so the centred kernel is eq. 8
 at width s without the factor that would overflow float32 once s is the
-spread (mean / spread is 10-100, exp of it up to 1e43).
+spread (the mean distance is many times the spread; exp of the ratio
+leaves float32's range past 88).
 
 The batch scale (a global-batch statistic, without gradient) keeps the
 exponent O(1) whatever the layer and however far its features drift in

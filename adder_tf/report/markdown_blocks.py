@@ -30,3 +30,9 @@ def stale(text, generated):
     found = blocks(text)
     return sorted(name for name, body in generated.items()
                   if found.get(name, "").rstrip("\n") != body.rstrip("\n"))
+
+
+def table(header, rows):
+    """A Markdown table: the header, then one line per row."""
+    lines = ["| " + " | ".join(str(c) for c in header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])

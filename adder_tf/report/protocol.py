@@ -11,7 +11,11 @@ and initialisation, so their difference is read seed by seed. The table's
 resolution is twice the pooled sample standard deviation of those paired
 differences (pooled over the table's comparisons that have two or more
 seeds); a comparison is resolved when its mean difference exceeds the
-resolution and every seed's difference has the same sign.
+resolution and every seed's difference has the same sign. Each comparison
+also shows twice its own sd (a run far off its method's other seeds widens
+the pooled figure for every comparison it enters). Comparisons are written
+(the paper's better, the paper's worse) where the paper orders them, so a
+resolved negative difference reverses the paper's order, and says so.
 """
 import json
 import math
@@ -19,11 +23,15 @@ import os
 import re
 
 from adder_tf.errors import UserError
+from adder_tf.report import markdown_blocks
+from adder_tf.report.kernel_health import kernel_table
 
 MAIN = (("cnn", "CNN"), ("ann", "ANN"), ("kd", "KD"), ("nst", "NST"), ("pkkd", "PKKD"),
         ("pkkd_meanwidth", "PKKD, earlier (mean-distance) Laplace width"))
 MAIN_PAIRS = (("pkkd", "ann"), ("pkkd", "kd"), ("pkkd", "nst"), ("kd", "ann"), ("nst", "ann"),
               ("pkkd", "pkkd_meanwidth"), ("cnn", "ann"))
+# Pairs the paper does not order (the earlier width is this library's own).
+UNORDERED = {("pkkd", "pkkd_meanwidth")}
 LOSSES = ("raw", "conv1x1", "kernel", "kernel_conv1x1")
 TEACHERS = ("fixed", "progressive")
 # The paper's Table 1 ordering, step by step: (better, worse) cells (loss, teacher).
@@ -98,25 +106,29 @@ def paired(scores, pairs):
     return rows, resolution
 
 
-def _verdict(diffs, resolution):
+def _verdict(diffs, resolution, ordered=True):
     if len(diffs) < 2 or resolution is None:
         return "one seed: not resolved"
     mean = sum(diffs) / len(diffs)
     same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
-    return "resolved" if abs(mean) > resolution and same_sign else "not resolved"
+    if not (abs(mean) > resolution and same_sign):
+        return "not resolved"
+    return "resolved, reverses the paper's order" if ordered and mean < 0 else "resolved"
 
 
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+def _own(diffs):
+    _, std = _mean_std(diffs)
+    return "—" if std is None else f"{2.0 * std:.2f}"
 
 
-def _comparisons(rows, resolution, label):
+def _comparisons(rows, resolution, label, unordered=frozenset()):
     body = [(f"{label(a)} − {label(b)}", " ".join(f"{d:+.2f}" for d in diffs) or "—",
-             f"{sum(diffs) / len(diffs):+.2f}" if diffs else "—", _verdict(diffs, resolution))
+             f"{sum(diffs) / len(diffs):+.2f}" if diffs else "—", _own(diffs),
+             _verdict(diffs, resolution, (a, b) not in unordered))
             for a, b, diffs in rows]
     res = "—" if resolution is None else f"{resolution:.2f}"
-    return (_table(("comparison", "paired differences (by seed)", "mean", "verdict"), body)
+    return (markdown_blocks.table(("comparison", "paired differences (by seed)", "mean", "2 x own sd",
+                    "verdict"), body)
             + f"\n\nResolution (2 x pooled sd of paired differences): {res} points.")
 
 
@@ -147,7 +159,7 @@ def selection_table(runs):
         cells = [f"{scores[method][w]:.2f}" if w in scores[method] else "—" for w in weights]
         chosen = max(scores[method], key=scores[method].get)
         rows.append([method.upper(), *cells, f"{chosen:g}"])
-    return _table(["method", *(f"w = {w:g}" for w in weights), "chosen"], rows)
+    return markdown_blocks.table(["method", *(f"w = {w:g}" for w in weights), "chosen"], rows)
 
 
 def main_table(runs):
@@ -160,21 +172,24 @@ def main_table(runs):
             weight = next((_weight(r) for n, r in runs.items() if n.startswith(key + "_seed")), "")
             rows.append([name, weight, *(f"{scores[key][s]:.2f}" if s in scores[key] else "—"
                                          for s in seeds), fmt(scores[key].values())])
-    table = _table(["method", "weight", *(f"seed {s}" for s in seeds), "mean ± sd [n]"], rows)
+    table = markdown_blocks.table(["method", "weight", *(f"seed {s}" for s in seeds), "mean ± sd [n]"], rows)
     pair_rows, resolution = paired(scores, [p for p in MAIN_PAIRS if p[0] in scores
                                             and p[1] in scores])
     return table, _comparisons(pair_rows, resolution, lambda k: label[k].split(",")[0]
-                               + (" (mean width)" if k == "pkkd_meanwidth" else ""))
+                               + (" (mean width)" if k == "pkkd_meanwidth" else ""), UNORDERED)
 
 
 def table1_scores(main, table1):
-    """{(loss, teacher): {seed: top-1}}; kernel_conv1x1 progressive is the main PKKD run."""
+    """{(loss, teacher): {seed: top-1}}; kernel_conv1x1 progressive is the main PKKD run,
+    at the seeds the table's own runs have."""
     scores = {}
     for name, seeds in by_seed(table1).items():
         loss, teacher = name.rsplit("_", 1)
         scores[(loss, teacher)] = seeds
-    if "pkkd" in by_seed(main):
-        scores[("kernel_conv1x1", "progressive")] = by_seed(main)["pkkd"]
+    seeds = {s for v in scores.values() for s in v}
+    pkkd = by_seed(main).get("pkkd", {})
+    if any(s in seeds for s in pkkd):
+        scores[("kernel_conv1x1", "progressive")] = {s: v for s, v in pkkd.items() if s in seeds}
     return scores
 
 
@@ -182,7 +197,7 @@ def table1(main, table1_runs):
     scores = table1_scores(main, table1_runs)
     rows = [[loss, *(fmt(scores.get((loss, t), {}).values()) for t in TEACHERS)]
             for loss in LOSSES]
-    table = _table(["feature loss", *(f"{t} teacher" for t in TEACHERS)], rows)
+    table = markdown_blocks.table(["feature loss", *(f"{t} teacher" for t in TEACHERS)], rows)
     named = {f"{loss} {t}": v for (loss, t), v in scores.items()}
     steps = [(f"{a[0]} {a[1]}", f"{b[0]} {b[1]}") for a, b in TABLE1_STEPS]
     pair_rows, resolution = paired(named, [p for p in steps if p[0] in named and p[1] in named])
@@ -190,16 +205,30 @@ def table1(main, table1_runs):
 
 
 def table3(main, table3_runs):
+    """PKKD at each weight (the main run's weight from main/), at table3's seeds, and each
+    other weight against the main run's, seed by seed."""
     scores = {}
     for name, seeds in by_seed(table3_runs).items():
         scores[float(name.split("_w", 1)[1])] = seeds
+    seeds = sorted({s for v in scores.values() for s in v})
+    base = None
     for name, results in main.items():
-        if name.startswith("pkkd_seed"):
-            seed = int(name[len("pkkd_seed"):])
-            scores.setdefault(float(results["config"]["alpha"]), {})[seed] = \
-                100.0 * results["student"]["top1"]
-    rows = [[f"{w:g}", fmt(scores[w].values())] for w in sorted(scores)]
-    return _table(["alpha = beta", "test top-1, mean ± sd [n]"], rows)
+        m = _SEED.match(name)
+        if m and m["name"] == "pkkd" and (not seeds or int(m["seed"]) in seeds):
+            base = float(results["config"]["alpha"])
+            scores.setdefault(base, {})[int(m["seed"])] = 100.0 * results["student"]["top1"]
+    seeds = sorted({s for v in scores.values() for s in v})
+    rows = [[f"{w:g}", *(f"{scores[w][s]:.2f}" if s in scores[w] else "—" for s in seeds),
+             fmt(scores[w].values())] for w in sorted(scores)]
+    table = markdown_blocks.table(["alpha = beta", *(f"seed {s}" for s in seeds), "mean ± sd [n]"], rows)
+    if base is None or len(scores) < 2:
+        return table
+    named = {f"{w:g}": v for w, v in scores.items()}
+    pair_rows, resolution = paired(named, [(f"{w:g}", f"{base:g}") for w in sorted(scores)
+                                           if w != base])
+    return table + "\n\n" + _comparisons(pair_rows, resolution,
+                                           lambda k: f"alpha = beta {k}",
+                                           {(a, b) for a, b, _ in pair_rows})
 
 
 def cost_table(phases):
@@ -217,53 +246,14 @@ def cost_table(phases):
             trained = epochs - (results.get("resumed_from_epoch") or 0)
             if trained <= 0:
                 continue
-            key = f"{labels.get(results['method'], results['method'])} ({epochs} epochs)"
+            teacher = (results.get("teacher") or {}).get("mode")
+            key = (f"{labels.get(results['method'], results['method'])}"
+                   + (f", {teacher} teacher" if results["method"] == "pkkd" and teacher else "")
+                   + f" ({epochs} epochs)")
             per_epoch = results.get("train_seconds_this_session", 0.0) / trained
             seconds.setdefault(key, []).append(per_epoch * epochs)
     rows = [[k, f"{sum(v) / len(v) / 60:.1f}", len(v)] for k, v in sorted(seconds.items())]
-    return _table(["method", "minutes per run (mean)", "runs"], rows)
-
-
-def _health_at(folder, run):
-    """(start, middle, end) per-tap health rows of a PKKD run folder, or None."""
-    base = os.path.join(folder, run)
-    try:
-        start = _read(os.path.join(base, "feature_health_start.json"))
-        with open(os.path.join(base, "feature_health_epochs.jsonl")) as f:
-            epochs = [json.loads(line) for line in f if line.strip()]
-    except OSError:
-        return None
-    if not epochs:
-        return None
-    middle = epochs[(len(epochs) - 1) // 2]
-    return start, middle, epochs[-1]
-
-
-KERNEL_STATS = (("r2_student", "R² student"), ("r2_teacher", "R² teacher"),
-                ("exponent_range_student", "exponent range student"),
-                ("sigma_student", "width student"))
-
-
-def kernel_table(folder, run):
-    """Per tap: each KERNEL_STATS at the start / middle / end of the run."""
-    health = _health_at(folder, run)
-    if health is None:
-        return "—"
-    start, middle, end = health
-    times = (0, middle["epoch"], end["epoch"])
-    rows = []
-    for i, tap in enumerate(start):
-        row = [tap["tap"]]
-        for key, _ in KERNEL_STATS:
-            values = [rows_[i].get(key, float("nan"))
-                      for rows_ in (start, middle["taps"], end["taps"])]
-            row.append(" / ".join(f"{v:.3g}" for v in values))
-        rows.append(row)
-    header = ["tap", *(f"{label} (epoch {times[0]} / {times[1]} / {times[2]})"
-                       for _, label in KERNEL_STATS)]
-    results = _read(os.path.join(folder, run, "results.json"))
-    return (_table(header, rows) + f"\n\nDead taps at the end (a side's spread below 1e-3 of "
-            f"its start, either side): {results.get('dead_taps', '—')} of {len(start)}.")
+    return markdown_blocks.table(["method", "minutes per run (mean)", "runs"], rows)
 
 
 def render(folder):

@@ -8,9 +8,8 @@ preferred (its alpha/beta, its epochs), then the longest, then the one with
 most seeds; a cell whose run differs from the paper's recipe is marked with a
 numbered note.
 """
-import os
 
-from adder_tf.report import paper
+from adder_tf.report import markdown_blocks, paper
 from adder_tf.report.collect import distinguishing, run_name
 
 DASH = "—"
@@ -29,12 +28,6 @@ def fmt_stat(stat, with_n=True):
 
 def fmt_paper(value):
     return DASH if value is None else f"{value:.2f}"
-
-
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _fmt_num(value):
@@ -120,7 +113,7 @@ def table1(groups):
         return None
     return _section("Table 1: feature loss and teacher (ResNet-20, CIFAR-10, top-1 %)",
                     "PKKD student, alpha = beta = 10 as in the paper's best CIFAR-10 setting.",
-                    _table(["feature loss", "fixed teacher", "progressive teacher"], rows), notes)
+                    markdown_blocks.table(["feature loss", "fixed teacher", "progressive teacher"], rows), notes)
 
 
 def _method_where(dataset, arch, method):
@@ -148,7 +141,7 @@ def table2(groups, dataset):
     name = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[dataset]
     return _section(f"Table 2: {name} top-1 %",
                     "Last-epoch student accuracy; PKKD with progressive teacher and kernel + 1x1 conv.",
-                    _table(["model"] + [paper.METHOD_HEADERS[m] for m in paper.METHODS], rows), notes)
+                    markdown_blocks.table(["model"] + [paper.METHOD_HEADERS[m] for m in paper.METHODS], rows), notes)
 
 
 def table3(groups):
@@ -169,7 +162,7 @@ def table3(groups):
         return None
     return _section("Table 3: alpha = beta (ResNet-20 PKKD, top-1 %)",
                     "Progressive teacher, kernel + 1x1 conv feature loss.",
-                    _table(["alpha = beta", "CIFAR-10", "CIFAR-100"], rows), notes)
+                    markdown_blocks.table(["alpha = beta", "CIFAR-10", "CIFAR-100"], rows), notes)
 
 
 def table4(groups):
@@ -191,7 +184,7 @@ def table4(groups):
     if not rows:
         return None
     return _section("Table 4: ImageNet top-1 / top-5 %", "Last-epoch student accuracy.",
-                    _table(["model"] + [paper.METHOD_HEADERS[m] for m in paper.METHODS], rows), notes)
+                    markdown_blocks.table(["model"] + [paper.METHOD_HEADERS[m] for m in paper.METHODS], rows), notes)
 
 
 def summary(groups, root=None):
@@ -222,7 +215,7 @@ def summary(groups, root=None):
         "## All runs", "",
         "Runs that differ only by --seed form one row: mean ± sample std over the n seeds "
         "(last epoch, percent).", "",
-        _table(header, rows), "", "Run folders:", "", *folders])
+        markdown_blocks.table(header, rows), "", "Run folders:", "", *folders])
 
 
 def feature_health(groups):
@@ -248,7 +241,7 @@ def feature_health(groups):
             f"feature_norm={g['feature_norm'] or 'standardize'}, alpha={_fmt_num(g['alpha'])}, "
             f"beta={_fmt_num(g['beta'])}", "",
             f"Dead taps per seed: {dead}. Means over {len(runs)} seed(s), on the fixed test batch:", "",
-            _table(["tap", "student spread", "at start", "teacher spread", "at start", "corr",
+            markdown_blocks.table(["tap", "student spread", "at start", "teacher spread", "at start", "corr",
                     "sigma student", "sigma teacher"], rows)]))
     if not parts:
         return None
