@@ -910,7 +910,8 @@ int64_t ForwardChannelGroups(const Geometry& g, int threads) {
   const int64_t nvec = (g.O + VL - 1) / VL;
   const int64_t groups = nvec / kForwardGroupVectors;
   if (groups <= 1 || g.B * g.OH >= 4 * threads) return 1;
-  return std::min<int64_t>(groups, (4 * threads + g.B * g.OH - 1) / (g.B * g.OH));
+  return std::min<int64_t>(
+      groups, std::max<int64_t>(threads, (4 * threads + g.B * g.OH - 1) / (g.B * g.OH)));
 }
 
 namespace {

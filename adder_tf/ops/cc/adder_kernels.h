@@ -32,7 +32,8 @@ const char* IsaName();
 // rows, output channels of group `group` of `groups` (whole blocks of
 // vectors; groups = 1: all of them). ForwardChannelGroups says into how many
 // groups to split the channels so that `threads` threads each get work when
-// there are few rows (a 7x7 layer at batch 1 has 7): 1 when rows suffice.
+// there are few rows (a 7x7 layer at batch 1 has 7): 1 when rows suffice,
+// else at least one a thread where the channels allow it.
 int64_t ForwardPackedRows(const Geometry& g);
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
 // The last 1 + kh rows of PackForwardWeights's alone, into sums ((1 + kh) * Op

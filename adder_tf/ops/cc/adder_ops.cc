@@ -162,6 +162,15 @@ class AdderConv2DOp : public OpKernel {
         u += r1 - r0;
       }
     };
+    // Channel groups (few rows), at least one a thread: one group a call, all
+    // its rows, so that each group's sums and padded rows are made once.
+    // Adaptive sharding cut 7x7x512's 14 units at batch 1 into calls across
+    // groups and rows; one group a call took 0.74 of the op's time with w in
+    // cache, 0.81 from memory (Zen 4, bench/results/amd_epyc_zen4_2026-12-06/
+    // op_ab_12fca07_groups.txt).
+    if (groups > 1 && groups >= pool->num_threads)
+      return pool->workers->ParallelFor(
+          rows * groups, tensorflow::thread::ThreadPool::SchedulingParams::Fixed(rows), work);
     const int64_t cost = std::max<int64_t>(g.OW * K * Op * 3 / groups, 1);
     tensorflow::Shard(pool->num_threads, pool->workers, rows * groups, cost, work);
   }
