@@ -142,11 +142,13 @@ CASES = [
     # Kernels over 1 MB read in place at batch 1: each thread sums its own
     # channels' weights kernel row by kernel row (7 vectors: a block of 4 and
     # 3 left; a 7-wide row in two channel groups of 4 vectors: 3 and 1 left);
-    # a 1x1 layer's sums packed first by the threads, each a range of channel
-    # vectors (17: uneven ranges).
+    # the sums packed first by the threads, each a range of channel vectors,
+    # for a 1x1 layer (17 vectors: uneven ranges) and a 3x3 one whose image
+    # outgrows a block (its padding rows' sums read).
     (1, 5, 5, 300, 112, 3, 1, "same"),
     (1, 7, 7, 256, 128, 3, 1, "same"),
     (2, 3, 3, 2048, 272, 1, 1, "same"),
+    (1, 14, 14, 512, 128, 3, 2, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
     # 28 columns: three tiles and odd channels at batch 1, "valid" padding.
     (1, 4, 21, 19, 24, 3, 1, "same"),
