@@ -128,10 +128,11 @@ class AdderConv2DOp : public OpKernel {
     // long as the 7x7 layer's sums at batch 1.
     const float* w = wt.flat<float>().data();
     const bool in_place = Op == g.O && reinterpret_cast<uintptr_t>(w) % (VL * 4) == 0;
-    // Kernels over 1 MB read in place, in blocks of whole images: each thread
-    // sums its own channels' weights as it reaches them, kernel row by kernel
-    // row (ForwardRows's own_sums), so w is read from memory once, not once
-    // for the sums and again for the rows. 7x7x512 -> 512 on Zen 4, the ops
+    // Kernels over 1 MB read in place, in blocks of whole images: each call
+    // of ForwardRows (a thread's range of rows, or one channel group) sums
+    // its channels' weights as it reaches them, kernel row by kernel row
+    // (own_sums), so w is read from memory with the rows, not in a pass of
+    // its own first. 7x7x512 -> 512 on Zen 4, the ops
     // of both ways in one process (bench/experiments/op_ab.py): at batch 1
     // 0.80-0.83 of the time against packing first on the threads with w in
     // cache, 0.90-0.93 with w from memory (8 kernels in turn); batch 32 0.98.
