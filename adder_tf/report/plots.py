@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adder_tf.report import tables  # noqa: E402
+from adder_tf.report import markdown_blocks, tables  # noqa: E402
 from adder_tf.report.collect import run_name  # noqa: E402
 
 COLOURS = {"cnn": "tab:blue", "bnn": "tab:gray", "ann": "tab:orange", "kd": "tab:purple",
@@ -278,5 +278,5 @@ def weight_histograms(groups, out_dir, root=None, warn=print):
         "is per weight (nats; higher fits better); excess kurtosis is 0 for a Gaussian and 3 for "
         "a Laplace distribution. AdderNet (Chen et al. 2020) reports Gaussian-like CNN and "
         "Laplacian-like ANN weights; adder filters start from N(0, 1).", "",
-        tables._table(header, rows)])
+        markdown_blocks.table(header, rows)])
     return written, section
