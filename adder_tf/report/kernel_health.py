@@ -28,6 +28,8 @@ def _health_at(folder, run):
 
 KERNEL_STATS = (("r2_student", "R² student"), ("r2_max_student", "R² student, highest channel"),
                 ("r2_teacher", "R² teacher"),
+                ("exponent_range_teacher", "exponent range teacher"),
+                ("sigma_teacher", "width teacher"),
                 ("exponent_range_student", "exponent range student"),
                 ("sigma_student", "width student"))
 
