@@ -132,10 +132,10 @@ class AdderConv2DOp : public OpKernel {
     // of ForwardRows (a thread's range of rows, or one channel group) sums
     // its channels' weights as it reaches them, kernel row by kernel row
     // (own_sums), so w is read from memory with the rows, not in a pass of
-    // its own first. 7x7x512 -> 512 on Zen 4, the ops
-    // of both ways in one process (bench/experiments/op_ab.py): at batch 1
-    // 0.80-0.83 of the time against packing first on the threads with w in
-    // cache, 0.90-0.93 with w from memory (8 kernels in turn); batch 32 0.98.
+    // its own first. 7x7x512 -> 512 on Zen 4, 87a341f against 12fca07 in one
+    // process (bench/results/amd_epyc_zen4_2026-12-06/op_ab_87a341f_12fca07.txt):
+    // batch 1 0.815 of the time with w in cache, 0.947 with w from memory
+    // (8 kernels in turn), batch 32 0.989.
     // Elsewhere the sums are packed first, the threads each a range of
     // channels.
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
