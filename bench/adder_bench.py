@@ -74,8 +74,8 @@ from adder_tf import AdderConv2D  # noqa: E402
 from adder_tf import ops as adder_ops  # noqa: E402
 import imagenet_bench  # noqa: E402
 from bench_common import (_block, cpu_model, interleaved, layer_step,  # noqa: E402,F401
-                          make_distill_step, make_train_step, median_time, progress,
-                          random_batch)
+                          load_between, machine_load, make_distill_step, make_train_step,
+                          median_time, progress, random_batch, source_commit)
 from memory_bench import bench_memory, cpu_memory_info  # noqa: E402
 
 # (name, H, W, c_in, c_out, kernel, stride)
@@ -230,12 +230,12 @@ def main():
               "train_step": max(3, reps // 3), "xla": 3 if a.quick else 5}
     if a.quick:   # batch 32 at `train_step` rounds, batch 128 (with KD and PKKD) at 9
         rounds["train_step_batch_128"] = 9
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), machine_load()
     adder_ops.load_fast_library()
     info = adder_ops.adder_fast.build_info()
     result = {
         "env": {"tf": tf.__version__, "keras": keras.__version__,
-                "cpu": cpu_model(), "machine": platform.machine(),
+                "cpu": cpu_model(), "machine": platform.machine(), "source": source_commit(),
                 "adder_op": {k: info.get(k) for k in ("isa", "vector_width", "target", "flags",
                                                   "fallback_reasons", "machine_isa")},
                 "cores": os.cpu_count(),
@@ -251,6 +251,7 @@ def main():
         result["env"]["rounds"] = rounds
         run_cifar_sections(a, result, rounds, layer_reps)
     result["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    result["env"]["machine_load"] = load_between(load0, machine_load())
     print(json.dumps(result, indent=1))
 
 

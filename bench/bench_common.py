@@ -1,8 +1,10 @@
-"""What the bench scripts share: the CPU's description, side-by-side timing in
-rounds, and the layer and training steps they time."""
+"""What the bench scripts share: the CPU's description, the run's commit and
+machine load, side-by-side timing in rounds, and the layer and training steps
+they time."""
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -40,6 +42,44 @@ def cpu_model():
               "avx512_fp16", "amx_tile", "asimd", "sve")
     return {"model": name, **ids, "vector_flags": [f for f in wanted if f in flags]}
 
+
+
+def source_commit():
+    """The commit this bench runs from and whether tracked files differ from it
+    (None outside a git checkout): a JSON then names the code it measured."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                                  check=True, timeout=30).stdout.strip()
+        return {"commit": git("rev-parse", "HEAD"),
+                "local_changes": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_load():
+    """A snapshot for `load_between`: the 1-minute load average and /proc/stat's
+    all-CPU jiffies (None where there is no /proc)."""
+    jiffies = None
+    try:
+        with open("/proc/stat") as f:
+            jiffies = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return {"load_1min": round(os.getloadavg()[0], 2), "jiffies": jiffies}
+
+
+def load_between(start, end):
+    """What else ran during a bench: the load averages at its start and end (a
+    quiet 2-core machine reads below 1 at the start), and the share of CPU time
+    the hypervisor gave to other guests (steal, /proc/stat's 8th field), which
+    slows the two sides of a round unevenly."""
+    out = {"load_1min_start": start["load_1min"], "load_1min_end": end["load_1min"]}
+    if start["jiffies"] and end["jiffies"] and len(end["jiffies"]) >= 8:
+        delta = [b - a for a, b in zip(start["jiffies"], end["jiffies"])]
+        out["steal_percent"] = round(100 * delta[7] / max(sum(delta[:8]), 1), 2)
+    return out
 
 
 def progress(*a):

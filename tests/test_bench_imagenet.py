@@ -101,6 +101,13 @@ def check_pair(timing, base, other):
 def test_smoke_runs_every_section(smoke):
     env, res = smoke["env"], smoke["imagenet"]
     assert {"model", "vector_flags"} <= set(env["cpu"])
+    if os.path.exists(os.path.join(ROOT, ".git")):   # the JSON names the code it measured
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        assert env["source"]["commit"] == head
+    load = env["machine_load"]
+    assert load["load_1min_start"] >= 0 and load["load_1min_end"] >= 0
+    assert 0 <= load.get("steal_percent", 0) <= 100
     assert res["smoke"] is True and res["image_size"] == 224
     kinds = {(r["kernel"], r["stride"], r["padding"]) for r in res["layers"]}
     assert kinds == {(3, 1, "same"), (3, 2, "valid"), (3, 2, "same"), (1, 1, "same"),
@@ -130,3 +137,15 @@ def test_bad_options_are_refused_in_one_line(args, culprit):
     errors = [ln for ln in out.stderr.splitlines() if "error:" in ln]
     assert len(errors) == 1 and culprit in errors[0], out.stderr[-2000:]
     assert "Traceback" not in out.stderr
+
+
+def test_steal_share_counts_the_eighth_field_of_proc_stat():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from bench_common import load_between
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    start = {"load_1min": 0.5, "jiffies": [100, 0, 50, 800, 0, 0, 0, 10, 0, 0]}
+    end = {"load_1min": 1.7, "jiffies": [160, 0, 60, 820, 0, 0, 0, 20, 5, 0]}
+    # 60 + 10 + 20 + 10 jiffies passed, 10 of them stolen (guest time is inside user)
+    assert load_between(start, end) == {"load_1min_start": 0.5, "load_1min_end": 1.7,
+                                        "steal_percent": 10.0}
+    assert "steal_percent" not in load_between(start, {"load_1min": 0.4, "jiffies": None})
