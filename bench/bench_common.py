@@ -58,16 +58,23 @@ def source_commit():
         return None
 
 
-def machine_load():
-    """A snapshot for `load_between`: the 1-minute load average and /proc/stat's
-    all-CPU jiffies (None where there is no /proc)."""
-    jiffies = None
+def machine_load(stat_path="/proc/stat"):
+    """A snapshot for `load_between`: the 1-minute load average and the
+    all-CPU jiffies of /proc/stat's first line (each None where the system
+    does not give it)."""
+    jiffies = load = None
     try:
-        with open("/proc/stat") as f:
-            jiffies = [int(v) for v in f.readline().split()[1:]]
+        with open(stat_path) as f:
+            fields = f.readline().split()
+        if fields and fields[0] == "cpu":
+            jiffies = [int(v) for v in fields[1:]]
     except (OSError, ValueError):
         pass
-    return {"load_1min": round(os.getloadavg()[0], 2), "jiffies": jiffies}
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):   # no load average (no /proc, Windows)
+        pass
+    return {"load_1min": load, "jiffies": jiffies}
 
 
 def load_between(start, end):
@@ -76,7 +83,7 @@ def load_between(start, end):
     the hypervisor gave to other guests (steal, /proc/stat's 8th field), which
     slows the two sides of a round unevenly."""
     out = {"load_1min_start": start["load_1min"], "load_1min_end": end["load_1min"]}
-    if start["jiffies"] and end["jiffies"] and len(end["jiffies"]) >= 8:
+    if start["jiffies"] and end["jiffies"] and min(len(start["jiffies"]), len(end["jiffies"])) >= 8:
         delta = [b - a for a, b in zip(start["jiffies"], end["jiffies"])]
         out["steal_percent"] = round(100 * delta[7] / max(sum(delta[:8]), 1), 2)
     return out
