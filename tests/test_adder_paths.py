@@ -149,6 +149,15 @@ CASES = [
     (1, 7, 7, 256, 128, 3, 1, "same"),
     (2, 3, 3, 2048, 272, 1, 1, "same"),
     (1, 14, 14, 512, 128, 3, 2, "same"),
+    # Kernels over 1 MB with c_out a multiple of 512 (3x3) and 1024 output
+    # positions or more: the forward packs w with one vector of padding a row
+    # (33 vectors for 512 channels, the last all padding): 7x7 outputs, 21
+    # whole images; stride 2, 6 images of 14x14; 1024 channels; and below
+    # 1024 positions (in place) for comparison.
+    (21, 7, 7, 64, 512, 3, 1, "same"),
+    (6, 28, 28, 64, 512, 3, 2, "same"),
+    (41, 5, 5, 32, 1024, 3, 1, "same"),
+    (1, 7, 7, 64, 512, 3, 1, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
     # 28 columns: three tiles and odd channels at batch 1, "valid" padding.
     (1, 4, 21, 19, 24, 3, 1, "same"),

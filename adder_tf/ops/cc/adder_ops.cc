@@ -121,7 +121,21 @@ class AdderConv2DOp : public OpKernel {
     }
     const int64_t VL = VectorWidth();
     const int64_t K = g.kh * g.kw * g.C;
-    const int64_t Op = RoundUp(g.O, VL);
+    // Rows of packed weights a multiple of 2 KB apart (c_out 512, 1024,
+    // 2048) put a block of a few output-channel vectors into 1/32 or fewer
+    // of the L2's sets (8-way, 2048 sets of 64 B on Zen 4: 96 KB for a
+    // 3-vector block's 885 KB of 3x3x512 weights), so the block is read from
+    // L3 again for every tile. Above 1 MB of weights and with 1024 output
+    // positions or more they are copied with one vector of padding a row (the
+    // extra channels compute values that are not stored: 1/32 more work at
+    // c_out 512). On Zen 4 against 38ecf72 in one process
+    // (bench/results/amd_epyc_zen4_2026-12-06/op_ab_38ecf72_pad_rows.txt):
+    // batch 32 0.89-1.02 of the time; at batch 1 the copy cost more than it
+    // saved (1.19-1.44), hence the positions. Not for 1x1 layers, whose
+    // tiles read w differently (slower so in the kernels alone).
+    const bool pad_rows = g.kh * g.kw > 1 && RoundUp(g.O, VL) % 512 == 0 &&
+                          K * g.O * 4 >= (1 << 20) && g.B * g.OH * g.OW >= 1024;
+    const int64_t Op = RoundUp(g.O, VL) + (pad_rows ? VL : 0);
     // w's rows are read in place where they are already what the packing
     // would write (c_out a multiple of VL, w 64-byte aligned): only the
     // sums are packed. Copying a 3x3x512x512 kernel (9.4 MB) took about as
@@ -140,10 +154,21 @@ class AdderConv2DOp : public OpKernel {
     // channels.
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
     const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g);
-    Buffer wp_buf(own_sums ? 0 : in_place ? (ForwardPackedRows(g) - K) * Op : ForwardPackedRows(g) * Op);
+    Buffer wp_buf(own_sums ? 0 : in_place ? (ForwardPackedRows(g) - K) * Op : ForwardPackedRows(g) * Op,
+                  !pad_rows);
     const float* wp = in_place ? w : wp_buf.p;
     const float* sums = in_place ? wp_buf.p : wp_buf.p + K * Op;
-    if (!in_place)
+    if (pad_rows) {  // on the threads: the rows, then the sums by ranges of channels
+      PackOnThreads(ctx, K, K * g.O * 4, [&](int64_t k0, int64_t k1) {
+        for (int64_t k = k0; k < k1; ++k) {
+          std::memcpy(wp_buf.p + k * Op, w + k * g.O, g.O * sizeof(float));
+          std::memset(wp_buf.p + k * Op + g.O, 0, (Op - g.O) * sizeof(float));
+        }
+      });
+      PackOnThreads(ctx, Op / VL, K * g.O * 4, [&](int64_t v0, int64_t v1) {
+        PackForwardSums(g, w, Op, wp_buf.p + K * Op, v0 * VL, v1 * VL);
+      });
+    } else if (!in_place)
       PackForwardWeights(g, w, Op, wp_buf.p);
     else if (!own_sums)
       PackOnThreads(ctx, Op / VL, K * g.O * 4, [&](int64_t v0, int64_t v1) {
