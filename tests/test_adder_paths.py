@@ -157,6 +157,8 @@ CASES = [
     (21, 7, 7, 64, 512, 3, 1, "same"),
     (6, 28, 28, 64, 512, 3, 2, "same"),
     (41, 5, 5, 32, 1024, 3, 1, "same"),
+    (21, 7, 7, 64, 500, 3, 1, "same"),    # a partial vector, then the padding one
+    (1, 3, 400, 64, 512, 3, 1, "same"),   # 3 rows of 400: three channel groups
     (1, 7, 7, 64, 512, 3, 1, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
     # 28 columns: three tiles and odd channels at batch 1, "valid" padding.

@@ -122,17 +122,18 @@ class AdderConv2DOp : public OpKernel {
     const int64_t VL = VectorWidth();
     const int64_t K = g.kh * g.kw * g.C;
     // Rows of packed weights a multiple of 2 KB apart (c_out 512, 1024,
-    // 2048) put a block of a few output-channel vectors into 1/32 or fewer
-    // of the L2's sets (8-way, 2048 sets of 64 B on Zen 4: 96 KB for a
-    // 3-vector block's 885 KB of 3x3x512 weights), so the block is read from
-    // L3 again for every tile. Above 1 MB of weights and with 1024 output
-    // positions or more they are copied with one vector of padding a row (the
-    // extra channels compute values that are not stored: 1/32 more work at
-    // c_out 512). On Zen 4 against 38ecf72 in one process
+    // 2048) put a block of output-channel vectors into few of the L2's sets
+    // (8-way, 2048 sets of 64 B on Zen 4: a 3-vector block in 3/32 of them,
+    // 96 KB for its 885 KB of 3x3x512 weights), so the block cannot stay in
+    // L2 from one tile to the next. Above 1 MB of weights and with 1024
+    // output positions or more (between the batch-8 and batch-32 positions
+    // of ResNet's 7x7 layers; not tuned) they are copied with one vector of
+    // padding a row (the extra channels compute values that are not stored:
+    // 1/32 more work at c_out 512). On Zen 4 against 38ecf72 in one process
     // (bench/results/amd_epyc_zen4_2026-12-06/op_ab_38ecf72_pad_rows.txt):
-    // batch 32 0.89-1.02 of the time; at batch 1 the copy cost more than it
-    // saved (1.19-1.44), hence the positions. Not for 1x1 layers, whose
-    // tiles read w differently (slower so in the kernels alone).
+    // batch 32 0.89-0.96 of the time for 14x14x512 /2, 0.94-1.02 for 7x7x512
+    // (within the noise); at batch 1 the copy cost more than it saved
+    // (1.19-1.44). 1x1 layers keep reading w in place (not measured so).
     const bool pad_rows = g.kh * g.kw > 1 && RoundUp(g.O, VL) % 512 == 0 &&
                           K * g.O * 4 >= (1 << 20) && g.B * g.OH * g.OW >= 1024;
     const int64_t Op = RoundUp(g.O, VL) + (pad_rows ? VL : 0);
