@@ -822,12 +822,17 @@ const char* IsaName() {
 
 int64_t ForwardPackedRows(const Geometry& g) { return g.kh * g.kw * g.C + 1 + g.kh; }
 
-void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp) {
-  const int64_t K = g.kh * g.kw * g.C;
-  for (int64_t k = 0; k < K; ++k) {
+void PackForwardRows(const Geometry& g, const float* w, int64_t Op, float* wp, int64_t k_begin,
+                     int64_t k_end) {
+  for (int64_t k = k_begin; k < k_end; ++k) {
     std::memcpy(wp + k * Op, w + k * g.O, g.O * sizeof(float));
     std::memset(wp + k * Op + g.O, 0, (Op - g.O) * sizeof(float));
   }
+}
+
+void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp) {
+  const int64_t K = g.kh * g.kw * g.C;
+  PackForwardRows(g, w, Op, wp, 0, K);
   PackForwardSums(g, w, Op, wp + K * Op);
 }
 

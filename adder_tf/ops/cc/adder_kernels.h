@@ -36,6 +36,10 @@ const char* IsaName();
 // else at least one a thread where the channels allow it.
 int64_t ForwardPackedRows(const Geometry& g);
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
+// Its rows [k_begin, k_end) of w alone (each Op floats, zero after c_out), so
+// that threads can each copy a range of rows.
+void PackForwardRows(const Geometry& g, const float* w, int64_t Op, float* wp, int64_t k_begin,
+                     int64_t k_end);
 // The last 1 + kh rows of PackForwardWeights's alone, into sums ((1 + kh) * Op
 // floats): ForwardRows reads them from there when given `sums`, and then
 // reads w's rows from wp as they are, (K, Op) with row stride Op (w itself

@@ -155,25 +155,18 @@ class AdderConv2DOp : public OpKernel {
     // channels.
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads();
     const bool own_sums = in_place && K * g.O * 4 >= (1 << 20) && ForwardSumsAsItGoes(g);
+    // A packed copy is written whole (its rows, then the sums), not zeroed first.
     Buffer wp_buf(own_sums ? 0 : in_place ? (ForwardPackedRows(g) - K) * Op : ForwardPackedRows(g) * Op,
-                  !pad_rows);
+                  in_place);
     const float* wp = in_place ? w : wp_buf.p;
-    const float* sums = in_place ? wp_buf.p : wp_buf.p + K * Op;
-    if (pad_rows) {  // on the threads: the rows, then the sums by ranges of channels
+    float* sums = in_place ? wp_buf.p : wp_buf.p + K * Op;
+    if (!in_place)  // on the threads: ranges of rows
       PackOnThreads(ctx, K, K * g.O * 4, [&](int64_t k0, int64_t k1) {
-        for (int64_t k = k0; k < k1; ++k) {
-          std::memcpy(wp_buf.p + k * Op, w + k * g.O, g.O * sizeof(float));
-          std::memset(wp_buf.p + k * Op + g.O, 0, (Op - g.O) * sizeof(float));
-        }
+        PackForwardRows(g, w, Op, wp_buf.p, k0, k1);
       });
+    if (!own_sums)  // then ranges of channels
       PackOnThreads(ctx, Op / VL, K * g.O * 4, [&](int64_t v0, int64_t v1) {
-        PackForwardSums(g, w, Op, wp_buf.p + K * Op, v0 * VL, v1 * VL);
-      });
-    } else if (!in_place)
-      PackForwardWeights(g, w, Op, wp_buf.p);
-    else if (!own_sums)
-      PackOnThreads(ctx, Op / VL, K * g.O * 4, [&](int64_t v0, int64_t v1) {
-        PackForwardSums(g, w, Op, wp_buf.p, v0 * VL, v1 * VL);
+        PackForwardSums(g, w, Op, sums, v0 * VL, v1 * VL);
       });
     const float* x = xt.flat<float>().data();
     float* y = yt->flat<float>().data();
