@@ -160,6 +160,17 @@ CASES = [
     (21, 7, 7, 64, 500, 3, 1, "same"),    # a partial vector, then the padding one
     (1, 3, 400, 64, 512, 3, 1, "same"),   # 3 rows of 400: three channel groups
     (1, 7, 7, 64, 512, 3, 1, "same"),
+    # c_in >= 128, 3 or 4 channel vectors a tile, and a kernel column putting
+    # a tile's first or last position into the padding: that column's taps over the other positions and the
+    # column's packed sum for it. A partial channel vector (its sums column by
+    # column), stride 2 with padding on both sides (15 -> 8), a 5x5 kernel
+    # (two positions in the padding: the taps read zeros; one: the edge),
+    # 28-wide rows (4-position tiles), 14-wide ones (two 7-position tiles).
+    (2, 7, 7, 128, 40, 3, 1, "same"),
+    (1, 15, 15, 128, 64, 3, 2, "same"),
+    (1, 9, 9, 128, 64, 5, 1, "same"),
+    (1, 3, 28, 128, 64, 3, 1, "same"),
+    (2, 14, 14, 160, 64, 3, 1, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
     # 28 columns: three tiles and odd channels at batch 1, "valid" padding.
     (1, 4, 21, 19, 24, 3, 1, "same"),

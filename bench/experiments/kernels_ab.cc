@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     // New: as the op does, w's rows read in place when c_out is a multiple of VL (only
     // the sums packed); old: w copied into the packed rows. The packing's milliseconds
     // a call, one thread, with the op's buffer (allocated and zeroed) on the old side.
-    Floats sums((1 + sh.k) * Op);
+    Floats sums(adder_tf::ForwardSumRows(g) * Op);
     const bool in_place = Op == g.O;
     const float* wnew = in_place ? w.p : wp.p;
     const float* snew = in_place ? sums.p : wp.p + KK * g.C * Op;

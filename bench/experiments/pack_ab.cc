@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < K * g.O; ++i) w[i] = (i % 97) * 0.01f - 0.4f;
     std::vector<double> so, sn, io, in, wn;
     for (int r = 0; r < rounds; ++r) {
-      std::vector<float> s((1 + g.kh) * Op);
+      std::vector<float> s(adder_tf::ForwardSumRows(g) * Op);
       so.push_back(OnThreads(1, 1, [&](int64_t, int64_t) { adder_tf::PackForwardSums(g, w, Op, s.data()); }));
       sn.push_back(OnThreads(threads, Op / VL, [&](int64_t a, int64_t b) { adder_tf::PackForwardSums(g, w, Op, s.data(), a * VL, b * VL); }));
       const size_t bytes = K * g.O * 4 / g.C * Cp;

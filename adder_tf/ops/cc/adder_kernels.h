@@ -26,22 +26,26 @@ int VectorWidth();
 const char* IsaName();
 
 // Forward. PackForwardWeights writes w as (K, Op), Op = O rounded up to
-// VectorWidth(), zero filled, then one row of sum_k w and kh rows of the
-// sum over (kw, C) of min(0, w) (ForwardPackedRows(g) * Op floats in all);
+// VectorWidth(), zero filled, then the ForwardSumRows(g) rows of sums: one
+// row of sum_k w, kh rows of the sum over (kw, C) of min(0, w) (a kernel row
+// wholly in the padding), kh * kw rows of the sum over C of min(0, w) (one
+// kernel column of a kernel row in the padding at a row's end);
+// ForwardPackedRows(g) * Op floats in all;
 // ForwardRows computes output rows [begin, end) of the flattened (B * OH)
 // rows, output channels of group `group` of `groups` (whole blocks of
 // vectors; groups = 1: all of them). ForwardChannelGroups says into how many
 // groups to split the channels so that `threads` threads each get work when
 // there are few rows (a 7x7 layer at batch 1 has 7): 1 when rows suffice,
 // else at least one a thread where the channels allow it.
+int64_t ForwardSumRows(const Geometry& g);
 int64_t ForwardPackedRows(const Geometry& g);
 void PackForwardWeights(const Geometry& g, const float* w, int64_t Op, float* wp);
 // Its rows [k_begin, k_end) of w alone (each Op floats, zero after c_out), so
 // that threads can each copy a range of rows.
 void PackForwardRows(const Geometry& g, const float* w, int64_t Op, float* wp, int64_t k_begin,
                      int64_t k_end);
-// The last 1 + kh rows of PackForwardWeights's alone, into sums ((1 + kh) * Op
-// floats): ForwardRows reads them from there when given `sums`, and then
+// The last ForwardSumRows(g) rows of PackForwardWeights's alone, into sums
+// (ForwardSumRows(g) * Op floats): ForwardRows reads them from there when given `sums`, and then
 // reads w's rows from wp as they are, (K, Op) with row stride Op (w itself
 // when O = Op and w is 64-byte aligned: nothing to copy).
 // o_begin, o_end: only those columns (o_end < 0: up to Op; o_begin a
