@@ -13,6 +13,7 @@ import tensorflow as tf
 from adder_tf import ops as adder_ops
 
 import adder_backends
+from adder_backends import need_fast
 
 backend = adder_backends.backend   # the fixture: each test on both paths
 
@@ -171,6 +172,12 @@ CASES = [
     (1, 9, 9, 128, 64, 5, 1, "same"),
     (1, 3, 28, 128, 64, 3, 1, "same"),
     (2, 14, 14, 160, 64, 3, 1, "same"),
+    # 3x3x512 kernels with 7x7 outputs: a 3-vector channel block's weights and
+    # an image's padded rows outgrow 1 MB, so blocks of up to 4 whole images
+    # (11 or 10 images on two threads: ranges of 2-3 images, partial images
+    # at their ends), stride 1 and stride 2 "same" (460 KB an image).
+    (11, 7, 7, 512, 64, 3, 1, "same"),
+    (10, 14, 14, 512, 64, 3, 2, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
     # 28 columns: three tiles and odd channels at batch 1, "valid" padding.
     (1, 4, 21, 19, 24, 3, 1, "same"),
@@ -215,3 +222,42 @@ def test_forward_and_gradients_match_numpy(backend, case):
     np.testing.assert_allclose(y, y_np, rtol=1e-5, atol=1e-4 * np.abs(y_np).max())
     np.testing.assert_allclose(dx, dx_np, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(dx_np).max()))
     np.testing.assert_allclose(dw, dw_np, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(dw_np).max()))
+
+
+def numpy_adder_forward(x, w, s, padding):
+    """y = -sum |x - w| alone, one output position at a time (float32 terms,
+    float64 sums): cheap enough for batch 32 at 3x3x512."""
+    b, h, wd, c = x.shape
+    kh, kw, _, o = w.shape
+    oh, pt, pb = _out_and_pad(h, kh, s, padding)
+    ow, pl, pr = _out_and_pad(wd, kw, s, padding)
+    xp = np.zeros((b, h + pt + pb, wd + pl + pr, c), np.float32)
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    wk = w.reshape(-1, o)
+    y = np.zeros((b, oh, ow, o))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * s:i * s + kh, j * s:j * s + kw, :].reshape(b, -1)
+            y[:, i, j] = -np.abs(patch[:, :, None] - wk[None]).sum(axis=1, dtype=np.float64)
+    return y
+
+
+# Batch 32 of 3x3x512 kernels with 7x7 outputs: the op's ranges of rows on
+# two threads then hold 4 whole images, a block of the forward's kernel-row
+# order (a 3-vector channel block's weights and an image's padded rows
+# outgrow 1 MB; 460 KB an image at stride 2), which the small batches above
+# reach for 2 or 3 images at most.
+@pytest.mark.parametrize("h,s", [(7, 1), (14, 2)])
+def test_forward_in_blocks_of_four_images_matches_numpy(h, s):
+    need_fast()
+    rng = np.random.default_rng(h + s)
+    x = rng.normal(size=(32, h, h, 512)).astype(np.float32) * 0.8
+    w = rng.normal(size=(3, 3, 512, 64)).astype(np.float32)
+    previous = adder_ops.get_backend()
+    adder_ops.set_backend("fast")
+    try:
+        y = adder_ops.adder_conv2d(tf.constant(x), tf.constant(w), s, "same").numpy()
+    finally:
+        adder_ops.set_backend(previous)
+    y_np = numpy_adder_forward(x, w, s, "same")
+    np.testing.assert_allclose(y, y_np, rtol=1e-5, atol=1e-4 * np.abs(y_np).max())

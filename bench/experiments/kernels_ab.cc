@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   struct Shape { const char* name; int64_t H, C, O, k, s, p, oh = 0; };  // oh: output rows when not (H + 2p - k) / s + 1
   std::vector<Shape> shapes = {{"c1_32x32x16_16", 32, 16, 16, 3, 1, 1}, {"c2_16x16x32_32", 16, 32, 32, 3, 1, 1}, {"c3_8x8x64_64", 8, 64, 64, 3, 1, 1},
     {"56x56x64_64_k3s1", 56, 64, 64, 3, 1, 1}, {"28x28x128_128_k3s1", 28, 128, 128, 3, 1, 1}, {"14x14x256_256_k3s1", 14, 256, 256, 3, 1, 1},
-    {"7x7x512_512_k3s1", 7, 512, 512, 3, 1, 1}, {"58x58x64_128_k3s2", 58, 64, 128, 3, 2, 0}, {"16x16x256_512_k3s2", 16, 256, 512, 3, 2, 0},
+    {"7x7x512_512_k3s1", 7, 512, 512, 3, 1, 1}, {"58x58x64_128_k3s2", 58, 64, 128, 3, 2, 0}, {"30x30x128_256_k3s2", 30, 128, 256, 3, 2, 0}, {"16x16x256_512_k3s2", 16, 256, 512, 3, 2, 0},
     {"14x14x512_512_k3s2_same", 14, 512, 512, 3, 2, 0, 7}, {"14x14x256_512_k3s2_same", 14, 256, 512, 3, 2, 0, 7},
     {"56x56x64_256_k1s1", 56, 64, 256, 1, 1, 0}, {"56x56x256_64_k1s1", 56, 256, 64, 1, 1, 0}, {"7x7x2048_512_k1s1", 7, 2048, 512, 1, 1, 0}, {"7x7x512_2048_k1s1", 7, 512, 2048, 1, 1, 0},
     {"56x56x64_64_k1s1", 56, 64, 64, 1, 1, 0}, {"56x56x256_128_k1s1", 56, 256, 128, 1, 1, 0}, {"56x56x256_512_k1s2", 56, 256, 512, 1, 2, 0},
@@ -67,7 +67,11 @@ int main(int argc, char** argv) {
     const int64_t OH = sh.oh ? sh.oh : (sh.H + 2*sh.p - sh.k)/sh.s + 1, KK = sh.k*sh.k;
     const adder_tf::Geometry g{B, sh.H, sh.H, sh.C, sh.O, sh.k, sh.k, sh.s, OH, OH, sh.p, sh.p};
     const adder_old::Geometry go{B, sh.H, sh.H, sh.C, sh.O, sh.k, sh.k, sh.s, OH, OH, sh.p, sh.p};
-    const int64_t VL = adder_tf::VectorWidth(), Op = (g.O+VL-1)/VL*VL, Cp = (g.C+VL-1)/VL*VL;
+    // KAB_PAD_ROWS set: w's rows copied with one vector of padding each (the
+    // op's pad_rows, 3x3 kernels over 1 MB at c_out a multiple of 512, 1024
+    // output positions or more), on both sides.
+    const int64_t VL = adder_tf::VectorWidth(), Cp = (g.C+VL-1)/VL*VL;
+    const int64_t Op = (g.O+VL-1)/VL*VL + (std::getenv("KAB_PAD_ROWS") ? VL : 0);
     const size_t nx = B*g.H*g.W*Cp, ny = B*OH*OH*g.O;
     Floats x(nx), dx(nx), dx2(nx), y(ny), y2(ny), dy(ny), w(KK*g.C*g.O), wp(adder_tf::ForwardPackedRows(g)*Op), wpo(adder_tf::ForwardPackedRows(g)*Op), wt(KK*g.O*Cp), wto(KK*g.O*Cp), zeros(g.O+VL);
     for (size_t i = 0; i < nx; ++i) x.p[i] = normal(gen);
@@ -85,7 +89,8 @@ int main(int argc, char** argv) {
     // As the op: own sums for kernels over 1 MB read in place; the old side
     // reads w in place too and packs the sums (on the first range's thread).
     const bool own = in_place && KK * g.C * g.O * 4 >= (1 << 20) && adder_tf::ForwardSumsAsItGoes(g) && B > threads;
-    Floats sums_old((1 + sh.k) * Op), scratch((1 + sh.k) * Op);  // scratch: the timed packing's
+    // (Room for the sums of any commit: 1 + kh rows before bac2a72, 1 + kh + kh * kw since.)
+    Floats sums_old((1 + sh.k + KK) * Op), scratch((1 + sh.k + KK) * Op);  // scratch: the timed packing's
     const float* wold = in_place ? w.p : wpo.p;
     const float* sold = in_place ? sums_old.p : wpo.p + KK * g.C * Op;
     if (in_place) adder_old::PackForwardSums(go, w.p, Op, sums_old.p);

@@ -227,6 +227,7 @@ constexpr int64_t kBlockBytes = 256 << 10;
 // kMultiImageBytes (Zen 4's L2 is 1 MB a core), at most kMultiImages images.
 constexpr int64_t kMultiImageBytes = 512 << 10;
 constexpr int64_t kMultiImages = 4;
+constexpr int64_t kL2Bytes = 1 << 20;
 struct PaddedRows {
   int64_t width;  // floats per padded row: ((OW - 1) * s + kw) * C
   int64_t block;  // output rows per block
@@ -1020,7 +1021,9 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
   const int64_t spans = (end - 1) / g.OH - begin / g.OH + 1;
   std::vector<PaddedRows> pads;
   pads.reserve(std::min(images, spans));
-  for (int64_t k = 0; k < std::min(images, spans); ++k) pads.emplace_back(g);
+  const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
+  for (int64_t k = 0; k < std::min(images, spans); ++k)
+    pads.emplace_back(g, image_bytes <= kMultiImageBytes ? std::max(kBlockBytes, image_bytes) : kBlockBytes);
   struct Part { int64_t b, i0, i1; };
   std::vector<Part> parts;
   const int64_t tiles_per_row = (g.OW + P - 1) / P;
@@ -1072,15 +1075,33 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
 }  // namespace
 
 namespace {
+// Rows a multiple of 7 wide but not of 4 (7, 14, 21: ResNet's last two
+// stages) with AVX-512: the forward's 7 x 3 tiles.
+bool SevenWide(const Geometry& g) { return VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0; }
+
 // Whole images a forward block, given the output rows of its padded-row
 // budget: several where a block holds a whole image and the weights outgrow
 // the block budget (7x7x512 3x3: 9.4 MB of weights, 166 KB of padded rows an
-// image), else 1.
+// image), else 1. Up to kMultiImages, whatever the image's bytes, where the
+// 7 x 3 tiles' channel block, its weights over all K taps (885 KB for
+// 3x3x512) with one image's padded rows, outgrows kL2Bytes: then run kernel
+// row by kernel row, each kernel row's weights (295 KB) serve 4 images' rows
+// from L2. On Zen 4, kernels alone, 2 threads
+// (bench/results/amd_epyc_zen4_2026-12-06/kernels_ab_images_bac2a72.txt):
+// 14x14x512 -> 512 /2 (one 460 KB image a block before) 0.78-0.85 of the
+// time at batch 4, 8 and 32; 7x7x512 -> 512 (3 images a block before)
+// 0.90-0.96 at batch 4 to 32 with w in place, 0.98-1.00 with w's rows padded
+// (the op at batch 32); other layers unchanged (0.99-1.03). Layers whose
+// block fits (30x30x128 -> 256 /2: 221 + 430 KB) ran 1.06-1.08x slower in
+// such blocks, so they keep theirs. (8 images a block, which the op's ranges
+// of rows at batch 32, 4 images, never hold, were no faster than 4 for
+// 14x14x512 /2 in the kernels alone; those timings were not kept.)
 int64_t ImagesPerBlock(const Geometry& g, int64_t Op, int64_t block_rows) {
   const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
-  return block_rows >= g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
-             ? std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes)
-             : 1;
+  if (block_rows < g.OH || g.kh * g.kw * g.C * Op * 4 <= kBlockBytes) return 1;
+  if (kForwardByKernelRow && SevenWide(g) && g.kh * g.kw * g.C * 3 * VL * 4 + image_bytes > kL2Bytes)
+    return kMultiImages;
+  return std::min<int64_t>(kMultiImages, kMultiImageBytes / image_bytes);
 }
 }  // namespace
 
@@ -1126,7 +1147,7 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   // then read once for all of them. Same sums in the same order.
   const int64_t images = ImagesPerBlock(g, Op, padded.block);
   float* fill = own_sums ? own : nullptr;
-  if (images > 1 && nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
+  if (images > 1 && nvec >= 4 && SevenWide(g))
     return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images, fill);
   if (images > 1 && nvec >= 4)
     return ForwardImages<4, FWD_P_LARGE>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images,
@@ -1136,7 +1157,7 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
     padded.Fill(g, x, b, i0, i1);
-    if (nvec >= 4 && VL == 16 && g.OW % FWD_P_LARGE != 0 && g.OW % 7 == 0)
+    if (nvec >= 4 && SevenWide(g))
       // Rows a multiple of 7 wide but not of 4 (7, 14, 21: ResNet's last two
       // stages): a 4-wide tile would compute 8 or 16 of 7 or 14. 7 x 3 vectors fit the registers now
       // that x is not broadcast into one (min_bcast); on Zen 4 against 7 x 2,
