@@ -174,8 +174,10 @@ CASES = [
     (2, 14, 14, 160, 64, 3, 1, "same"),
     # 3x3x512 kernels with 7x7 outputs: a 3-vector channel block's weights and
     # an image's padded rows outgrow 1 MB, so blocks of up to 4 whole images
-    # (11 or 10 images on two threads: ranges of 2-3 images, partial images
-    # at their ends), stride 1 and stride 2 "same" (460 KB an image).
+    # kernel row by kernel row; at 11 or 10 images on two threads the op's
+    # ranges of rows (9-10) hold at most one whole image, with partial images
+    # at their ends (blocks of several: the forward-only cases below), stride
+    # 1 and stride 2 "same" (460 KB an image).
     (11, 7, 7, 512, 64, 3, 1, "same"),
     (10, 14, 14, 512, 64, 3, 2, "same"),
     # The input gradient's 7-wide tiles at stride 1 where a row is 7, 14, 21 or
@@ -242,22 +244,36 @@ def numpy_adder_forward(x, w, s, padding):
     return y
 
 
-# Batch 32 of 3x3x512 kernels with 7x7 outputs: the op's ranges of rows on
-# two threads then hold 4 whole images, a block of the forward's kernel-row
-# order (a 3-vector channel block's weights and an image's padded rows
-# outgrow 1 MB; 460 KB an image at stride 2), which the small batches above
-# reach for 2 or 3 images at most.
-@pytest.mark.parametrize("h,s", [(7, 1), (14, 2)])
-def test_forward_in_blocks_of_four_images_matches_numpy(h, s):
+# Compiled forward paths that only large shapes reach, forward only (the
+# reference above would take minutes here):
+# - batch 32 of 3x3x512 kernels with 7x7 outputs: the op's ranges of rows on
+#   two threads then hold 4 whole images, a block of the forward's kernel-row
+#   order (a 3-vector channel block's weights and an image's padded rows
+#   outgrow 1 MB; 460 KB an image at stride 2). AVX-512 builds only: other
+#   builds run these shapes on their usual path;
+# - c_in 128 and c_out 512 with 1024 output positions or more: w's rows
+#   copied with a vector of padding, the row ends' kernel columns skipped at
+#   both ends (rows of 28 in 4-position tiles; rows of 7, 4 images a block).
+FORWARD_CASES = [
+    (32, 7, 7, 512, 64, 3, 1, "same"),
+    (32, 14, 14, 512, 64, 3, 2, "same"),
+    (2, 20, 28, 128, 512, 3, 1, "same"),
+    (21, 7, 7, 128, 512, 3, 1, "same"),
+]
+
+
+@pytest.mark.parametrize("case", FORWARD_CASES, ids=_case_id)
+def test_large_shape_forward_matches_numpy(case):
     need_fast()
-    rng = np.random.default_rng(h + s)
-    x = rng.normal(size=(32, h, h, 512)).astype(np.float32) * 0.8
-    w = rng.normal(size=(3, 3, 512, 64)).astype(np.float32)
+    b, h, wd, c, o, k, s, padding = case
+    rng = np.random.default_rng(b + h + c + o + s)
+    x = rng.normal(size=(b, h, wd, c)).astype(np.float32) * 0.8
+    w = rng.normal(size=(k, k, c, o)).astype(np.float32)
     previous = adder_ops.get_backend()
     adder_ops.set_backend("fast")
     try:
-        y = adder_ops.adder_conv2d(tf.constant(x), tf.constant(w), s, "same").numpy()
+        y = adder_ops.adder_conv2d(tf.constant(x), tf.constant(w), s, padding).numpy()
     finally:
         adder_ops.set_backend(previous)
-    y_np = numpy_adder_forward(x, w, s, "same")
+    y_np = numpy_adder_forward(x, w, s, padding)
     np.testing.assert_allclose(y, y_np, rtol=1e-5, atol=1e-4 * np.abs(y_np).max())

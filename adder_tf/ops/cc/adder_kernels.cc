@@ -312,9 +312,12 @@ static inline int PaddedEdge(const Geometry& g, int64_t j0, int64_t dw) {
 
 // The row ends' columns are skipped where c_in >= kEdgeMinC and in tiles of
 // 3 or more channel vectors only: split in three loops of c_in taps, CIFAR's
-// 16x16x32 3x3 layer (2 vectors) took 1.06-1.10x the time of the one loop
-// (Zen 4, kernels alone, batch 32) for 1.5 of 48 taps saved, and 1.02-1.03x
-// with the branch there but not taken.
+// 16x16x32 3x3 layer (2-vector tiles; 2 of a row's 48 position-columns
+// skipped a kernel row) took 1.06-1.10x the time of the one loop (Zen 4,
+// kernels alone, batch 32), and 1.02 with the branch there but not taken
+// (bench/results/amd_epyc_zen4_2026-12-06/kernels_ab_trials_2026-12-07.txt).
+// 128 is not tuned: the 4-vector tiles of c_in 64 (56x56x64) were not timed
+// with the skip alone.
 constexpr int64_t kEdgeMinC = 128;
 
 // One kernel row of a tile of P positions (j0, ..., j0 + P - 1 of a padded
@@ -323,8 +326,8 @@ constexpr int64_t kEdgeMinC = 128;
 // (ForwardSumRows). A kernel column that puts the tile's first or last
 // position into the padding (a 3x3 "same" layer's row ends) runs its C taps
 // over the other P - 1 positions, and that position gets the column's
-// packed sum instead of min(0, w) tap by tap: 2 of 21 taps of a 7-wide
-// row, the 7x7 layers' row ends, not computed.
+// packed sum instead of min(0, w) tap by tap: 2 of a 7-wide row's 21
+// kernel columns (c_in taps each) not computed.
 template <int NV, int P>
 __attribute__((always_inline)) static inline void KernelRowTile(const Geometry& g, const float* row,
                                                                 const float* wk, int64_t Op, int64_t j0,
@@ -1017,7 +1020,8 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
                    int64_t begin, int64_t end, int64_t v_begin, int64_t v_end, int64_t images,
                    float* own_sums) {
   // As many padded-row buffers as the range has images (and partial images
-  // at its ends), at most `images`: one (166 KB to zero for 7x7x512) at batch 1.
+  // at its ends), at most `images` (166 KB an image to zero for 7x7x512,
+  // 460 KB for 14x14x512 /2).
   const int64_t spans = (end - 1) / g.OH - begin / g.OH + 1;
   std::vector<PaddedRows> pads;
   pads.reserve(std::min(images, spans));
@@ -1085,17 +1089,21 @@ bool SevenWide(const Geometry& g) { return VL == 16 && g.OW % FWD_P_LARGE != 0 &
 // image), else 1. Up to kMultiImages, whatever the image's bytes, where the
 // 7 x 3 tiles' channel block, its weights over all K taps (885 KB for
 // 3x3x512) with one image's padded rows, outgrows kL2Bytes: then run kernel
-// row by kernel row, each kernel row's weights (295 KB) serve 4 images' rows
-// from L2. On Zen 4, kernels alone, 2 threads
+// row by kernel row, each kernel row's weights (295 KB) read once for 4
+// images' rows instead of the three kernel rows' once per output row
+// (whether they then come from L2 was not measured: this VM has no hardware
+// counters). On Zen 4, kernels alone, 2 threads
 // (bench/results/amd_epyc_zen4_2026-12-06/kernels_ab_images_bac2a72.txt):
 // 14x14x512 -> 512 /2 (one 460 KB image a block before) 0.78-0.85 of the
 // time at batch 4, 8 and 32; 7x7x512 -> 512 (3 images a block before)
 // 0.90-0.96 at batch 4 to 32 with w in place, 0.98-1.00 with w's rows padded
-// (the op at batch 32); other layers unchanged (0.99-1.03). Layers whose
-// block fits (30x30x128 -> 256 /2: 221 + 430 KB) ran 1.06-1.08x slower in
-// such blocks, so they keep theirs. (8 images a block, which the op's ranges
-// of rows at batch 32, 4 images, never hold, were no faster than 4 for
-// 14x14x512 /2 in the kernels alone; those timings were not kept.)
+// (the op at batch 32); the layers that keep their blocks 0.99-1.04 (one
+// noisy run each). Forced into such blocks, 30x30x128 -> 256 /2 (221 + 430
+// KB) ran 1.07-1.08x and 28x28x128 -> 128 1.03-1.05x slower, so they keep
+// theirs; 8 or 16 images a block read 0.70-0.95 of the old time against
+// 0.80-0.92 for 4 (kernels_ab_trials_2026-12-07.txt), but the op's ranges of rows at batch
+// 32 hold 4 images on 2 threads, so more would need other ranges (not
+// tried).
 int64_t ImagesPerBlock(const Geometry& g, int64_t Op, int64_t block_rows) {
   const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
   if (block_rows < g.OH || g.kh * g.kw * g.C * Op * 4 <= kBlockBytes) return 1;
@@ -1139,13 +1147,14 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   // 32; at batch 1 (one image a thread, half the channels each) 1.19, so not
   // there.
   const int64_t whole_image = 4 * ((g.OW - 1) * g.s + g.kw) * g.C * ((g.OH - 1) * g.s + g.kh);
-  PaddedRows padded(g, end - begin > g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes &&
-                               whole_image <= kMultiImageBytes
-                           ? std::max(kBlockBytes, whole_image)
-                           : kBlockBytes);
+  const int64_t pad_bytes = end - begin > g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes &&
+                                    whole_image <= kMultiImageBytes
+                                ? std::max(kBlockBytes, whole_image)
+                                : kBlockBytes;
   // Whole images a block (ImagesPerBlock): each channel block's weights are
   // then read once for all of them. Same sums in the same order.
-  const int64_t images = ImagesPerBlock(g, Op, padded.block);
+  // (ForwardImages makes its own padded rows: none made here for it.)
+  const int64_t images = ImagesPerBlock(g, Op, PaddedRows::BlockRows(g, pad_bytes));
   float* fill = own_sums ? own : nullptr;
   if (images > 1 && nvec >= 4 && SevenWide(g))
     return ForwardImages<3, 7>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images, fill);
@@ -1153,6 +1162,7 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
     return ForwardImages<4, FWD_P_LARGE>(g, x, wp, ws, Op, y, begin, end, v_begin, v_end, images,
                                          fill);
   pack_own();
+  PaddedRows padded(g, pad_bytes);
   for (int64_t r0 = begin; r0 < end;) {
     const int64_t b = r0 / g.OH, i0 = r0 % g.OH;
     const int64_t i1 = std::min<int64_t>({g.OH, i0 + padded.block, i0 + end - r0});
