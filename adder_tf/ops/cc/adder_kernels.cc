@@ -316,8 +316,8 @@ static inline int PaddedEdge(const Geometry& g, int64_t j0, int64_t dw) {
 // skipped a kernel row) took 1.06-1.10x the time of the one loop (Zen 4,
 // kernels alone, batch 32), and 1.02 with the branch there but not taken
 // (bench/results/amd_epyc_zen4_2026-12-06/kernels_ab_trials_2026-12-07.txt).
-// 128 is not tuned: the 4-vector tiles of c_in 64 (56x56x64) were not timed
-// with the skip alone.
+// 128 is not tuned; the 4-vector tiles of c_in 64 (56x56x64) read 1.01-1.04
+// with the skip (same file), so not there either.
 constexpr int64_t kEdgeMinC = 128;
 
 // One kernel row of a tile of P positions (j0, ..., j0 + P - 1 of a padded
@@ -1102,8 +1102,8 @@ bool SevenWide(const Geometry& g) { return VL == 16 && g.OW % FWD_P_LARGE != 0 &
 // KB) ran 1.07-1.08x and 28x28x128 -> 128 1.03-1.05x slower, so they keep
 // theirs; 8 or 16 images a block read 0.70-0.95 of the old time against
 // 0.80-0.92 for 4 (kernels_ab_trials_2026-12-07.txt), but the op's ranges of rows at batch
-// 32 hold 4 images on 2 threads, so more would need other ranges (not
-// tried).
+// 32 hold 4 images on 2 threads (checks_2026-12-07.txt), so more would
+// need other ranges (not tried).
 int64_t ImagesPerBlock(const Geometry& g, int64_t Op, int64_t block_rows) {
   const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
   if (block_rows < g.OH || g.kh * g.kw * g.C * Op * 4 <= kBlockBytes) return 1;
