@@ -26,21 +26,38 @@ def _out_and_pad(n, k, s, padding):
     return (n - k) // s + 1, 0, 0
 
 
+def _padded(x, kh, kw, s, padding):
+    """x with its zero padding (same dtype), the output size and the top/left pads."""
+    b, h, wd, c = x.shape
+    oh, pt, pb = _out_and_pad(h, kh, s, padding)
+    ow, pl, pr = _out_and_pad(wd, kw, s, padding)
+    xp = np.zeros((b, h + pt + pb, wd + pl + pr, c), x.dtype)
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    return xp, oh, ow, pt, pl
+
+
+def numpy_adder_forward(x, w, s, padding):
+    """y = -sum |x - w|, one output position at a time, in x's and w's dtype
+    with float64 sums (float32 terms: cheap enough for batch 32 at 3x3x512)."""
+    kh, kw, _, o = w.shape
+    xp, oh, ow, _, _ = _padded(x, kh, kw, s, padding)
+    wk = w.reshape(-1, o)
+    y = np.zeros((x.shape[0], oh, ow, o))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * s:i * s + kh, j * s:j * s + kw, :].reshape(x.shape[0], -1)
+            y[:, i, j] = -np.abs(patch[:, :, None] - wk[None]).sum(axis=1, dtype=np.float64)
+    return y
+
+
 def numpy_adder(x, w, dy_fn, s, padding):
     """Loop over output positions; returns y, dx, dw (float64)."""
     x = x.astype(np.float64)
     w = w.astype(np.float64)
-    b, h, wd, c = x.shape
-    kh, kw, _, o = w.shape
-    oh, pt, pb = _out_and_pad(h, kh, s, padding)
-    ow, pl, pr = _out_and_pad(wd, kw, s, padding)
-    xp = np.zeros((b, h + pt + pb, wd + pl + pr, c))
-    xp[:, pt:pt + h, pl:pl + wd] = x
-    y = np.zeros((b, oh, ow, o))
-    for i in range(oh):
-        for j in range(ow):
-            patch = xp[:, i * s:i * s + kh, j * s:j * s + kw, :]
-            y[:, i, j] = -np.abs(patch[..., None] - w[None]).sum(axis=(1, 2, 3))
+    h, wd = x.shape[1:3]
+    kh, kw = w.shape[:2]
+    xp, oh, ow, pt, pl = _padded(x, kh, kw, s, padding)
+    y = numpy_adder_forward(x, w, s, padding)
     dy = dy_fn(y.shape).astype(np.float64)
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
@@ -224,24 +241,6 @@ def test_forward_and_gradients_match_numpy(backend, case):
     np.testing.assert_allclose(y, y_np, rtol=1e-5, atol=1e-4 * np.abs(y_np).max())
     np.testing.assert_allclose(dx, dx_np, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(dx_np).max()))
     np.testing.assert_allclose(dw, dw_np, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(dw_np).max()))
-
-
-def numpy_adder_forward(x, w, s, padding):
-    """y = -sum |x - w| alone, one output position at a time (float32 terms,
-    float64 sums): cheap enough for batch 32 at 3x3x512."""
-    b, h, wd, c = x.shape
-    kh, kw, _, o = w.shape
-    oh, pt, pb = _out_and_pad(h, kh, s, padding)
-    ow, pl, pr = _out_and_pad(wd, kw, s, padding)
-    xp = np.zeros((b, h + pt + pb, wd + pl + pr, c), np.float32)
-    xp[:, pt:pt + h, pl:pl + wd] = x
-    wk = w.reshape(-1, o)
-    y = np.zeros((b, oh, ow, o))
-    for i in range(oh):
-        for j in range(ow):
-            patch = xp[:, i * s:i * s + kh, j * s:j * s + kw, :].reshape(b, -1)
-            y[:, i, j] = -np.abs(patch[:, :, None] - wk[None]).sum(axis=1, dtype=np.float64)
-    return y
 
 
 # Compiled forward paths that only large shapes reach, forward only (the

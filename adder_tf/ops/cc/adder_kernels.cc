@@ -234,6 +234,13 @@ struct PaddedRows {
   int64_t first_ih = 0;  // input row held in slot 0
   std::vector<float> buf;
   static int64_t Width(const Geometry& g) { return ((g.OW - 1) * g.s + g.kw) * g.C; }
+  // Bytes of one image's padded rows.
+  static int64_t ImageBytes(const Geometry& g) { return 4 * Width(g) * ((g.OH - 1) * g.s + g.kh); }
+  // A block's budget that holds one whole image where that fits
+  // kMultiImageBytes, else kBlockBytes.
+  static int64_t WholeImageBytes(const Geometry& g) {
+    return ImageBytes(g) <= kMultiImageBytes ? std::max(kBlockBytes, ImageBytes(g)) : kBlockBytes;
+  }
   // Output rows a block of `bytes` of padded rows holds (at least one).
   static int64_t BlockRows(const Geometry& g, int64_t bytes) {
     return std::max<int64_t>(1, std::min<int64_t>(g.OH, (bytes / (4 * Width(g)) - g.kh) / g.s + 1));
@@ -320,6 +327,50 @@ static inline int PaddedEdge(const Geometry& g, int64_t j0, int64_t dw) {
 // with the skip (same file), so not there either.
 constexpr int64_t kEdgeMinC = 128;
 
+// A kernel row's taps for a tile whose first or last position some kernel
+// column puts into the padding (KernelRowTile): column by column, such a
+// column's C taps over the other P - 1 positions and its packed sum (cs +
+// dw * Op) for that position. False, doing nothing, where no column does
+// (or c_in < kEdgeMinC, or fewer than 3 vectors): then one loop over all
+// the taps.
+template <int NV, int P>
+__attribute__((always_inline)) static inline bool EdgeTaps(const Geometry& g, const float* wk,
+                                                           int64_t Op, int64_t j0,
+                                                           const float* const* xp,
+                                                           vf (*acc)[NV], const float* cs) {
+  if constexpr (NV < 3 || P < 2) {
+    return false;
+  } else {
+    bool edges = false;
+    for (int64_t dw = 0; g.C >= kEdgeMinC && dw < g.kw; ++dw) edges |= PaddedEdge<P>(g, j0, dw) >= 0;
+    if (!edges) return false;
+    for (int64_t dw = 0; dw < g.kw; ++dw) {
+      const float* wd = wk + dw * g.C * Op;
+      const float* xd[P];
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p) xd[p] = xp[p] + dw * g.C;
+      const vf* c = reinterpret_cast<const vf*>(cs + dw * Op);
+      // (Three branches, so that every accumulator's index is a constant:
+      // indexed at run time, they would live on the stack.)
+      switch (PaddedEdge<P>(g, j0, dw)) {
+        case 0:
+          MinSumTaps<NV, P - 1>(wd, Op, g.C, xd + 1, acc + 1);
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) acc[0][v] += c[v];
+          break;
+        case P - 1:
+          MinSumTaps<NV, P - 1>(wd, Op, g.C, xd, acc);
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) acc[P - 1][v] += c[v];
+          break;
+        default:
+          MinSumTaps<NV, P>(wd, Op, g.C, xd, acc);
+      }
+    }
+    return true;
+  }
+}
+
 // One kernel row of a tile of P positions (j0, ..., j0 + P - 1 of a padded
 // row): the taps into acc, the sum of x over each window into xs and xt.
 // cs: this kernel row's sums over C of min(0, w), one row a kernel column
@@ -339,38 +390,7 @@ __attribute__((always_inline)) static inline void KernelRowTile(const Geometry& 
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p)  // positions past the row end re-read column 0
     xp[p] = row + (j0 + p < g.OW ? (j0 + p) * g.s * g.C : 0);
-  bool edges = false;
-  if constexpr (NV >= 3)
-    for (int64_t dw = 0; g.C >= kEdgeMinC && dw < g.kw; ++dw) edges |= PaddedEdge<P>(g, j0, dw) >= 0;
-  if (!edges) {
-    MinSumTaps<NV, P>(wk, Op, KC, xp, acc);
-  } else {
-    for (int64_t dw = 0; dw < g.kw; ++dw) {
-      const float* wd = wk + dw * g.C * Op;
-      const float* xd[P];
-#pragma GCC unroll 16
-      for (int p = 0; p < P; ++p) xd[p] = xp[p] + dw * g.C;
-      const int edge = PaddedEdge<P>(g, j0, dw);
-      if (edge < 0) {
-        MinSumTaps<NV, P>(wd, Op, g.C, xd, acc);
-        continue;
-      }
-      // (Two branches, so that every accumulator's index is a constant:
-      // indexed at run time, they would live on the stack.)
-      if constexpr (NV >= 3 && P > 1) {
-        const vf* c = reinterpret_cast<const vf*>(cs + dw * Op);
-        if (edge == 0) {
-          MinSumTaps<NV, P - 1>(wd, Op, g.C, xd + 1, acc + 1);
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) acc[0][v] += c[v];
-        } else {
-          MinSumTaps<NV, P - 1>(wd, Op, g.C, xd, acc);
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) acc[P - 1][v] += c[v];
-        }
-      }
-    }
-  }
+  if (!EdgeTaps<NV, P>(g, wk, Op, j0, xp, acc, cs)) MinSumTaps<NV, P>(wk, Op, KC, xp, acc);
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p) {
     for (int64_t k = 0; k < KCv; k += VL) xs[p] += loadu(xp[p] + k);
@@ -1025,9 +1045,7 @@ void ForwardImages(const Geometry& g, const float* x, const float* wp, const flo
   const int64_t spans = (end - 1) / g.OH - begin / g.OH + 1;
   std::vector<PaddedRows> pads;
   pads.reserve(std::min(images, spans));
-  const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
-  for (int64_t k = 0; k < std::min(images, spans); ++k)
-    pads.emplace_back(g, image_bytes <= kMultiImageBytes ? std::max(kBlockBytes, image_bytes) : kBlockBytes);
+  for (int64_t k = 0; k < std::min(images, spans); ++k) pads.emplace_back(g, PaddedRows::WholeImageBytes(g));
   struct Part { int64_t b, i0, i1; };
   std::vector<Part> parts;
   const int64_t tiles_per_row = (g.OW + P - 1) / P;
@@ -1105,7 +1123,7 @@ bool SevenWide(const Geometry& g) { return VL == 16 && g.OW % FWD_P_LARGE != 0 &
 // 32 hold 4 images on 2 threads (checks_2026-12-07.txt), so more would
 // need other ranges (not tried).
 int64_t ImagesPerBlock(const Geometry& g, int64_t Op, int64_t block_rows) {
-  const int64_t image_bytes = 4 * PaddedRows::Width(g) * ((g.OH - 1) * g.s + g.kh);
+  const int64_t image_bytes = PaddedRows::ImageBytes(g);
   if (block_rows < g.OH || g.kh * g.kw * g.C * Op * 4 <= kBlockBytes) return 1;
   if (kForwardByKernelRow && SevenWide(g) && g.kh * g.kw * g.C * 3 * VL * 4 + image_bytes > kL2Bytes)
     return kMultiImages;
@@ -1146,10 +1164,8 @@ void ForwardRows(const Geometry& g, const float* x, const float* wp, int64_t Op,
   // its 7 output rows before): on Zen 4, 0.64-0.77 of the CPU time at batch
   // 32; at batch 1 (one image a thread, half the channels each) 1.19, so not
   // there.
-  const int64_t whole_image = 4 * ((g.OW - 1) * g.s + g.kw) * g.C * ((g.OH - 1) * g.s + g.kh);
-  const int64_t pad_bytes = end - begin > g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes &&
-                                    whole_image <= kMultiImageBytes
-                                ? std::max(kBlockBytes, whole_image)
+  const int64_t pad_bytes = end - begin > g.OH && g.kh * g.kw * g.C * Op * 4 > kBlockBytes
+                                ? PaddedRows::WholeImageBytes(g)
                                 : kBlockBytes;
   // Whole images a block (ImagesPerBlock): each channel block's weights are
   // then read once for all of them. Same sums in the same order.
